@@ -1,0 +1,1 @@
+"""The edge gateway: sensors, outbox, MQTT forwarding (gates and garage come later)."""

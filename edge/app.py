@@ -1,0 +1,266 @@
+"""The edge gateway daemon: starts its parts in order and stops them in reverse.
+
+    outbox -> forwarder -> MQTT connection -> sensor service -> health endpoint
+
+One asyncio loop runs the sensor service and command handling; the MQTT
+connection and the forwarder have their own threads; a single stop event
+(SIGTERM / SIGINT) ends everything, and the gateway's retained status is set
+to offline on a clean stop (the broker's last will covers the unclean ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sc
+from sc.config.loader import LoadedConfig
+from sc.config.schema import GatewayConfig, MqttAccount, Transport
+from sc.contracts.messages import (
+    Command,
+    CommandAck,
+    CommandName,
+    ContractError,
+    Status,
+    StatusState,
+    decode,
+    encode,
+)
+from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
+from sc.mqtt import AuthRefused, MqttConnection, MqttCredentials
+
+from .forwarder import Forwarder
+from .health import HealthServer
+from .outbox import Outbox
+from .sensors.service import Counters, EventSink, SensorService
+
+__all__ = ["EdgeApp", "StartupError", "read_password"]
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says what to do."""
+
+
+def read_password(loaded: LoadedConfig, account: MqttAccount) -> str:
+    path = loaded.resolve(account.password_file)
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError as exc:
+        raise StartupError(
+            f"password file {path} for account {account.username!r} does not exist; "
+            f"create it with: sc broker provision --config {loaded.path}"
+        ) from exc
+    except OSError as exc:
+        raise StartupError(f"cannot read password file {path}: {exc}") from exc
+    if not password:
+        raise StartupError(f"password file {path} is empty")
+    return password
+
+
+class EdgeApp:
+    def __init__(self, loaded: LoadedConfig, gateway_id: str, *, health_port: int | None = None) -> None:
+        self.loaded = loaded
+        self.site = loaded.site
+        try:
+            self.gw: GatewayConfig = self.site.gateway(gateway_id)
+        except KeyError as exc:
+            raise StartupError(str(exc.args[0])) from exc
+        self.health_port = health_port if health_port is not None else self.gw.health_port
+        self.counters = Counters()
+        self.started = time.monotonic()
+        self.stop_event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---------------------------------------------------------------- topics
+
+    def _topic(self, kind: Kind, device: str) -> str:
+        return str(Topic(self.site.site.id, self.gw.id, kind, device))
+
+    def _birth(self) -> tuple[str, bytes]:
+        st = Status(state=StatusState.ONLINE, ts=datetime.now(UTC), version=sc.__version__)
+        return self._topic(Kind.STATUS, self.gw.id), encode(st)
+
+    # ---------------------------------------------------------------- run
+
+    def run(self) -> int:
+        return asyncio.run(self.main())
+
+    async def main(self, stop: asyncio.Event | None = None) -> int:
+        self._loop = asyncio.get_running_loop()
+        self.stop_event = stop or asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._loop.add_signal_handler(sig, self.stop_event.set)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
+        password = read_password(self.loaded, self.gw.account)
+        ob = self.gw.outbox
+        outbox_path = self.loaded.resolve(ob.path or Path("var") / self.gw.id / "outbox.db")
+        self.outbox = Outbox(
+            outbox_path, max_bytes=int(ob.max_mb * 1024 * 1024), warn_pct=ob.warn_pct, synchronous=ob.synchronous
+        )
+        depth = self.outbox.depth()
+        log.info(
+            "edge gateway=%s site=%s starting; outbox %s holds %d events, %d telemetry from before",
+            self.gw.id, self.site.site.id, outbox_path, depth["events"], depth["telemetry"],
+        )
+        self.forwarder = Forwarder(self.outbox, window=ob.window)
+        site, gw = self.site.site.id, self.gw.id
+        self.conn = MqttConnection(
+            broker=self.site.broker,
+            client_id=gw,
+            credentials=MqttCredentials(self.gw.account.username, password),
+            will=(self._topic(Kind.STATUS, gw), encode(Status(state=StatusState.OFFLINE, reason="connection lost"))),
+            birth=self._birth,
+            subscriptions=(
+                topic_filter(site=site, gateway=gw, kind=Kind.CMD),
+                topic_filter(site=site, gateway=gw, kind=Kind.UPLINK),
+            ),
+            on_message=self._on_message,
+        )
+        self.forwarder.attach(self.conn)
+        self.sink = EventSink(
+            site=site, gateway=gw, outbox=self.outbox, set_retained=self.conn.set_retained, counters=self.counters
+        )
+        self.sensors = SensorService(
+            gateway=self.gw, sink=self.sink, resolve=lambda p: self.loaded.resolve(p), counters=self.counters
+        )
+        health: HealthServer | None = None
+        self.conn.start()
+        try:
+            await asyncio.to_thread(self.conn.wait_first_result, 5.0)
+        except AuthRefused as exc:
+            self.conn.stop()
+            self.outbox.close()
+            raise StartupError(f"{exc}. Check the account's password file and the broker's password file.") from exc
+        if not self.conn.connected:
+            log.warning("broker %s:%d not reachable yet; events are kept in the outbox until it is",
+                        self.site.broker.host, self.site.broker.port)
+        self.forwarder.start()
+        sensors_task = asyncio.create_task(self.sensors.run(self.stop_event), name="sensors")
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        if self.health_port is not None:
+            health = HealthServer(self.health_port, self.health)
+            self.health_port = health.port
+            health.start()
+        try:
+            await self.stop_event.wait()
+        finally:
+            log.info("edge gateway=%s stopping", gw)
+            if health is not None:
+                health.stop()
+            heartbeat.cancel()
+            await asyncio.gather(sensors_task, heartbeat, return_exceptions=True)
+            # give the forwarder a moment to drain what is already in flight
+            deadline = time.monotonic() + 2.0
+            while self.conn.connected and self.forwarder.inflight and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            self.forwarder.stop()
+            offline = Status(state=StatusState.OFFLINE, ts=datetime.now(UTC), reason="gateway stopped")
+            self.conn.stop(final=(self._topic(Kind.STATUS, gw), encode(offline)))
+            self.outbox.close()
+            log.info("edge gateway=%s stopped", gw)
+        return 0
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            h = self.health()
+            log.info(
+                "heartbeat gateway=%s mqtt=%s outbox=%s sent=%d acked=%d polls=%d failures=%d events=%d",
+                self.gw.id, "up" if h["mqtt"]["connected"] else "DOWN", h["outbox"]["depth"],
+                h["forwarder"]["sent"], h["forwarder"]["acknowledged"],
+                self.counters.polls, self.counters.poll_failures, self.counters.events,
+            )
+
+    # ---------------------------------------------------------------- messages (MQTT thread)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            t = Topic.parse(topic)
+        except TopicError as exc:
+            self._dead_letter(topic, payload, str(exc))
+            return
+        if t.kind is Kind.UPLINK:
+            self.sensors.on_uplink(t.device, payload)
+        elif t.kind is Kind.CMD:
+            self._on_command(t, payload)
+        else:
+            self._dead_letter(topic, payload, f"gateway does not take {t.kind.value} messages")
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
+        self.counters.malformed_messages += 1
+        self.outbox.dead_letter(topic, payload, reason)
+        log.warning("dead-lettered message on %s: %s", topic, reason)
+
+    def _on_command(self, t: Topic, payload: bytes) -> None:
+        try:
+            cmd = decode(Command, payload)
+        except ContractError as exc:
+            self._dead_letter(str(t), payload, str(exc))
+            return
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._execute(t.device, cmd), self._loop)
+
+    async def _execute(self, device: str, cmd: Command) -> None:
+        log.info("command name=%s device=%s id=%s", cmd.name.value, device, cmd.id)
+        try:
+            result = await self._run_command(device, cmd)
+            ack = CommandAck(id=cmd.id, ok=True, result=result)
+        except CommandFailed as exc:
+            ack = CommandAck(id=cmd.id, ok=False, error=str(exc))
+        self.conn.publish(self._topic(Kind.CMD_ACK, device), encode(ack), qos=1)
+
+    async def _run_command(self, device: str, cmd: Command) -> dict[str, Any]:
+        if cmd.name is CommandName.PING:
+            return {"uptime_s": round(time.monotonic() - self.started, 3), "version": sc.__version__}
+        if cmd.name is CommandName.HEALTH:
+            return self.health()
+        if cmd.name is CommandName.POLL_NOW:
+            dev = self.sensors.devices.get(device)
+            if dev is None:
+                raise CommandFailed(f"gateway {self.gw.id} has no device {device!r}")
+            if dev.transport is Transport.MQTT:
+                raise CommandFailed(f"{device} is MQTT-native and reports on its own schedule")
+            reading = await self.sensors.poll_device(dev)
+            if reading is None:
+                raise CommandFailed(f"{device} did not give a usable reading")
+            return {"reading": reading.model_dump()}
+        raise CommandFailed(f"unknown command {cmd.name}")  # pragma: no cover - enum is exhaustive
+
+    # ---------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        depth = self.outbox.depth()
+        connected = self.conn.connected
+        return {
+            "gateway": self.gw.id,
+            "healthy": connected and not self.outbox.near_full,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "mqtt": {"connected": connected, "connects": self.conn.connects, "disconnects": self.conn.disconnects},
+            "outbox": {
+                "depth": depth,
+                "used_mb": round(self.outbox.used_bytes() / 1e6, 3),
+                "near_full": self.outbox.near_full,
+                "shed_telemetry": self.outbox.shed_telemetry,
+            },
+            "forwarder": {
+                "sent": self.forwarder.sent,
+                "acknowledged": self.forwarder.acknowledged,
+                "inflight": self.forwarder.inflight,
+                "errors": self.forwarder.errors,
+            },
+            "counters": vars(self.counters).copy(),
+            "devices": self.sensors.health(),
+        }
+
+
+class CommandFailed(Exception):
+    """A command that could not be carried out; the ack says why."""

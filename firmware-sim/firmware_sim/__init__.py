@@ -1,0 +1,1 @@
+"""Simulated devices: Modbus RTU sensors on pseudo-terminals, MQTT-native sensors, scenarios."""

@@ -1,0 +1,176 @@
+"""The ``sc`` command line: one subcommand per daemon and tool.
+
+    sc validate-config configs/site.example.yaml
+    sc broker provision --config configs/site.yaml --out /etc/mosquitto/sc
+    sc edge run --config configs/site.yaml --gateway gw-heping-sensors
+    sc sim run --config configs/site.yaml --scenario configs/scenarios/demo.yaml
+    sc monitor --config configs/site.yaml
+    sc demo
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sc.config.loader import ConfigError, LoadedConfig, load_site_config
+from sc.logs import setup_logging
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Smart-community edge gateway and cloud tools.")
+edge_app = typer.Typer(no_args_is_help=True, help="The edge gateway daemon (one per gate, garage or sensor hub).")
+sim_app = typer.Typer(no_args_is_help=True, help="Simulated devices for demos, tests and installers.")
+broker_app = typer.Typer(no_args_is_help=True, help="Broker accounts and access rules from the site config.")
+app.add_typer(edge_app, name="edge")
+app.add_typer(sim_app, name="sim")
+app.add_typer(broker_app, name="broker")
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "configs" / "site.example.yaml"
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="site config YAML (see configs/site.example.yaml)")
+]
+LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")]
+
+
+def _load(path: Path) -> LoadedConfig:
+    try:
+        return load_site_config(path)
+    except ConfigError as exc:
+        typer.echo(f"config error:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command("validate-config")
+def validate_config(path: Annotated[Path, typer.Argument(help="site config YAML")] = DEFAULT_CONFIG) -> None:
+    """Check a site config and exit: 0 when valid, 2 with file:line: problem otherwise."""
+    loaded = _load(path)
+    s = loaded.site
+    n_dev = sum(len(g.devices) for g in s.gateways)
+    typer.echo(
+        f"{path}: OK - site {s.site.id!r}: {len(s.street.communities)} communities, "
+        f"{len(s.gateways)} gateways, {n_dev} devices, {len(s.gates)} gates, {len(s.garages)} garages"
+    )
+
+
+@broker_app.command("provision")
+def broker_provision(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    out: Annotated[Path, typer.Option(help="folder for passwd, acl and mosquitto.conf")] = Path("run/broker"),
+    port: Annotated[int | None, typer.Option(help="listener port (default: the config's broker port)")] = None,
+) -> None:
+    """Create missing account passwords and write Mosquitto's passwd, acl and conf."""
+    setup_logging()
+    from sc.broker import provision
+
+    files = provision(_load(config), out, port=port)
+    typer.echo(f"wrote {files.passwd}, {files.acl}, {files.conf} for {len(files.accounts)} accounts")
+    typer.echo(f"start the broker with: mosquitto -c {files.conf}")
+
+
+@edge_app.command("run")
+def edge_run(
+    gateway: Annotated[str, typer.Option("--gateway", "-g", help="which gateway of the config this is")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    health_port: Annotated[int | None, typer.Option(help="override the config's health port (0: any)")] = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run the edge gateway: poll sensors, keep events in the outbox, forward them to the broker."""
+    setup_logging(log_level)
+    from edge.app import EdgeApp, StartupError
+
+    loaded = _load(config)
+    try:
+        code = EdgeApp(loaded, gateway, health_port=health_port).run()
+    except StartupError as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    raise typer.Exit(code)
+
+
+@sim_app.command("run")
+def sim_run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    gateway: Annotated[list[str] | None, typer.Option("--gateway", "-g", help="simulate only these gateways' devices")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="scenario YAML (see configs/scenarios/)")] = None,
+    speed: Annotated[float, typer.Option(help="scenario time runs this many times faster")] = 1.0,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run simulated devices: Modbus sensors on pseudo-terminals, MQTT-native sensors."""
+    setup_logging(log_level)
+    from firmware_sim.runner import Simulator
+    from firmware_sim.scenario import ScenarioError, load_scenario
+
+    loaded = _load(config)
+    try:
+        sc_ = load_scenario(scenario) if scenario else None
+    except ScenarioError as exc:
+        typer.echo(f"scenario error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    sim = Simulator(loaded, gateways=gateway, scenario=sc_, speed=speed)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await sim.run(stop)
+
+    asyncio.run(go())
+
+
+@app.command("monitor")
+def monitor(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    telemetry: Annotated[bool, typer.Option(help="show telemetry too")] = False,
+) -> None:
+    """Print every event, status change and command result the gateways send (cloud account)."""
+    setup_logging("WARNING")
+    from cloud.monitor import Monitor
+    from edge.app import StartupError, read_password
+
+    loaded = _load(config)
+    if loaded.site.cloud_account is None:
+        typer.echo("the site config has no cloud_account", err=True)
+        raise typer.Exit(2)
+    try:
+        password = read_password(loaded, loaded.site.cloud_account)
+    except StartupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(3) from exc
+    mon = Monitor(loaded, password, telemetry=telemetry)
+    mon.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    mon.stop()
+
+
+@app.command("demo")
+def demo(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    scenario: Annotated[Path, typer.Option(help="scenario to play")] = REPO / "configs" / "scenarios" / "demo.yaml",
+    speed: Annotated[float, typer.Option(help="scenario time runs this many times faster")] = 1.0,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: the scenario's)")] = None,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Everything on this machine: a private Mosquitto, simulated devices, the edge gateways and a live feed."""
+    setup_logging(log_level)
+    from sc.demo import run_demo
+
+    raise typer.Exit(run_demo(_load(config), scenario=scenario, speed=speed, duration=duration))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

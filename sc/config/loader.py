@@ -1,0 +1,124 @@
+"""Load and validate the site config, failing with file, line and key path.
+
+    try:
+        cfg = load_site_config("configs/site.yaml")
+    except ConfigError as exc:
+        print(exc)   # configs/site.yaml:42: gateways[0].devices[3].unit: ...
+
+Relative paths in the config (password files, serial ports, the outbox) are
+resolved against the config file's folder by :func:`resolve_path`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .schema import KeyPath, SiteConfig, _fmt
+
+__all__ = ["ConfigError", "LoadedConfig", "load_site_config", "resolve_path"]
+
+
+class ConfigError(Exception):
+    """The config cannot be used. ``str()`` is one line per problem, ready to print."""
+
+    def __init__(self, path: Path, problems: list[tuple[int | None, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = [f"{path}:{line}: {msg}" if line else f"{path}: {msg}" for line, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated config and the folder its relative paths are relative to."""
+
+    site: SiteConfig
+    path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, p: str | Path) -> Path:
+        return resolve_path(self.base_dir, p)
+
+
+def resolve_path(base: Path, p: str | Path) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else (base / q)
+
+
+def _to_python(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
+    """Turn a composed YAML node into plain data, recording the line of every key path."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if key in out:
+                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            child = (*path, key)
+            lines[child] = key_node.start_mark.line + 1
+            out[key] = _to_python(value_node, child, lines)
+            lines[child] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, (*path, i), lines) for i, v in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _line_for(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get((), None)
+
+
+def load_site_config(path: str | Path) -> LoadedConfig:
+    """Read, parse and validate; raise :class:`ConfigError` naming every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(p, [(None, f"cannot read the config file: {exc.strerror or exc}")]) from exc
+    lines: dict[KeyPath, int] = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise ConfigError(p, [(None, "the config file is empty")])
+        data = _to_python(node, (), lines)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(p, [(line, f"not valid YAML: {exc.problem}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(p, [(None, f"not valid YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(p, [(1, "the top level must be a mapping (key: value)")])
+    try:
+        site = SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        problems: list[tuple[int | None, str]] = []
+        for err in exc.errors():
+            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x and x.endswith("]")))
+            where = _fmt(loc) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see configs/site.example.yaml)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            problems.append((_line_for(loc, lines), f"{where}: {msg}"))
+        raise ConfigError(p, problems) from exc
+    ref = site.reference_errors()
+    if ref:
+        raise ConfigError(p, [(_line_for(path_, lines), f"{_fmt(path_)}: {msg}") for path_, msg in ref])
+    return LoadedConfig(site=site, path=p.resolve())

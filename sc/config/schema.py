@@ -1,0 +1,381 @@
+"""The site config: the single source of truth for the grid tree, the broker,
+gateways, their serial buses and devices, gates and garages.
+
+One pydantic model, ``extra="forbid"`` everywhere, a title and description on
+the fields a person edits. Cross-references (a device on a bus that does not
+exist, a location that is not in the grid tree, two devices on one Modbus
+address) are checked by :meth:`SiteConfig.reference_errors`, which names the
+key path so the loader can point at the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sc.contracts.messages import EventKind, Severity
+from sc.contracts.topics import ID_PATTERN
+
+__all__ = [
+    "BrokerConfig",
+    "Building",
+    "Community",
+    "DeviceConfig",
+    "DeviceType",
+    "Garage",
+    "Gate",
+    "GatewayConfig",
+    "GatewayRole",
+    "MicroGrid",
+    "MqttAccount",
+    "OutboxConfig",
+    "Place",
+    "PlaceType",
+    "SerialBusConfig",
+    "SiteConfig",
+    "SiteInfo",
+    "Stairwell",
+    "Street",
+    "Threshold",
+    "TlsConfig",
+    "Transport",
+]
+
+Id = Annotated[str, Field(pattern=ID_PATTERN.pattern, description="lower-case id: a-z 0-9 - _")]
+KeyPath = tuple[str | int, ...]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- grid tree
+
+
+class Stairwell(_Config):
+    id: Id
+    name: str
+
+
+class Building(_Config):
+    id: Id
+    name: str
+    stairwells: list[Stairwell] = Field(default_factory=list)
+
+
+class PlaceType(StrEnum):
+    """The places a grid patrol covers (the 7 classes), plus where our devices sit."""
+
+    GUARD_BOOTH = "guard_booth"
+    REFUSE_ROOM = "refuse_room"
+    BIKE_GARAGE = "bike_garage"
+    WATER_PUMP = "water_pump"
+    STAIRWELL = "stairwell"
+    SUBSTATION = "substation"
+    GATE = "gate"
+    GARAGE = "garage"
+    ROAD = "road"
+    OTHER = "other"
+
+
+class Place(_Config):
+    id: Id
+    name: str
+    type: PlaceType
+
+
+class MicroGrid(_Config):
+    """微网格: the smallest unit a grid worker is responsible for."""
+
+    id: Id
+    name: str
+    buildings: list[Building] = Field(default_factory=list)
+    places: list[Place] = Field(default_factory=list)
+
+
+class Community(_Config):
+    """社区/居委."""
+
+    id: Id
+    name: str
+    property_company: str = Field(default="", description="物业公司 managing it")
+    micro_grids: list[MicroGrid] = Field(min_length=1)
+
+
+class Street(_Config):
+    """街道: the street office at the top of the tree."""
+
+    id: Id
+    name: str
+    communities: list[Community] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- broker
+
+
+class TlsConfig(_Config):
+    ca_file: Path = Field(title="CA certificate", description="PEM file that signed the broker's certificate")
+    cert_file: Path | None = Field(default=None, description="client certificate (mutual TLS)")
+    key_file: Path | None = Field(default=None, description="client key (mutual TLS)")
+
+
+class BrokerConfig(_Config):
+    host: str = Field(default="127.0.0.1", title="broker host")
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: TlsConfig | None = Field(default=None, description="TLS on when set")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+
+class MqttAccount(_Config):
+    """A broker account. The password lives in its own file (mode 0600), never in the YAML."""
+
+    username: Id
+    password_file: Path = Field(
+        description="file holding the password; relative paths are relative to the config file; "
+        "`sc broker provision` creates it"
+    )
+
+
+# --------------------------------------------------------------------------- devices
+
+
+class DeviceType(StrEnum):
+    SMOKE = "smoke"
+    MANHOLE = "manhole"
+    BIN = "bin"
+
+
+class Transport(StrEnum):
+    MODBUS = "modbus"  # Modbus RTU on an RS-485 bus of the gateway
+    MQTT = "mqtt"  # MQTT-native (NB-IoT style): the device publishes uplinks itself
+
+
+class Threshold(_Config):
+    """Hysteresis on one reading: raise at ``raise_at``, clear at ``clear_at``.
+
+    ``raise_at > clear_at`` means "alarm when above" (smoke, temperature);
+    ``raise_at < clear_at`` means "alarm when below" (battery).
+    """
+
+    raise_at: float
+    clear_at: float
+    samples: int = Field(default=2, ge=1, le=100, description="consecutive samples to raise")
+    clear_samples: int = Field(default=2, ge=1, le=100, description="consecutive samples to clear")
+    severity: Severity | None = Field(default=None, description="override the kind's default severity")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Threshold:
+        if self.raise_at == self.clear_at:
+            raise ValueError("raise_at and clear_at must differ (hysteresis stops flapping)")
+        return self
+
+
+class DeviceConfig(_Config):
+    id: Id
+    type: DeviceType
+    location: Id = Field(description="id of a micro-grid, building, stairwell or place")
+    transport: Transport = Transport.MODBUS
+    bus: Id | None = Field(default=None, description="serial bus id (modbus transport)")
+    unit: int | None = Field(default=None, ge=1, le=247, description="Modbus slave address")
+    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    offline_after: int = Field(
+        default=3, ge=1, le=100, description="failed polls in a row before device_offline"
+    )
+    expire_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="mqtt transport: no uplink for this long means offline "
+        "(default: 3 x poll_interval_s)",
+    )
+    bin_depth_cm: float = Field(default=100.0, gt=10, le=400, description="bin: sensor to bottom")
+    rules: dict[EventKind, Threshold] = Field(
+        default_factory=dict, description="override the device type's default thresholds"
+    )
+    account: MqttAccount | None = Field(
+        default=None, description="mqtt transport: the device's own broker account"
+    )
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> DeviceConfig:
+        if self.transport is Transport.MODBUS and (self.bus is None or self.unit is None):
+            raise ValueError("a modbus device needs `bus` and `unit`")
+        if self.transport is Transport.MQTT:
+            if self.bus is not None or self.unit is not None:
+                raise ValueError("an mqtt device has no `bus` or `unit`")
+            if self.account is None:
+                raise ValueError("an mqtt device needs its own `account` (username, password_file)")
+        return self
+
+    @property
+    def expire_after(self) -> float:
+        return self.expire_after_s if self.expire_after_s is not None else 3 * self.poll_interval_s
+
+
+class SerialBusConfig(_Config):
+    id: Id
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0 (relative paths: config dir)")
+    baudrate: int = Field(default=9600, ge=1200, le=921600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout_s: float = Field(default=0.5, gt=0, le=10, description="reply timeout per request")
+
+
+class OutboxConfig(_Config):
+    path: Path | None = Field(
+        default=None, description="SQLite file; default var/<gateway>/outbox.db beside the config"
+    )
+    max_mb: float = Field(default=512, gt=0, description="disk budget; telemetry is shed first")
+    warn_pct: float = Field(default=80, gt=0, le=100, description="log loudly above this fill")
+    synchronous: Literal["full", "normal"] = Field(
+        default="full", description="full: fsync every commit (survives power loss)"
+    )
+    window: int = Field(default=500, ge=1, le=65535, description="unacknowledged publishes in flight")
+
+
+class GatewayRole(StrEnum):
+    GATE = "gate"
+    GARAGE = "garage"
+    SENSORS = "sensors"
+
+
+class GatewayConfig(_Config):
+    id: Id
+    name: str
+    role: GatewayRole
+    location: Id
+    account: MqttAccount
+    buses: list[SerialBusConfig] = Field(default_factory=list)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    telemetry_interval_s: float = Field(
+        default=60.0, gt=0, description="send a reading at most this often per device (events: at once)"
+    )
+    health_port: int | None = Field(default=None, ge=0, le=65535, description="HTTP /health; 0 = any free port")
+
+
+class Gate(_Config):
+    id: Id
+    name: str
+    location: Id
+    gateway: Id
+
+
+class Garage(_Config):
+    id: Id
+    name: str
+    location: Id
+    gateway: Id
+
+
+class SiteInfo(_Config):
+    id: Id
+    name: str
+    timezone: str = "Asia/Shanghai"
+
+
+class SiteConfig(_Config):
+    """The whole site: `configs/site.example.yaml` shows every section."""
+
+    version: Literal[1] = Field(description="config schema version")
+    site: SiteInfo
+    street: Street
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    cloud_account: MqttAccount | None = Field(default=None, description="the cloud ingester's account")
+    gateways: list[GatewayConfig] = Field(min_length=1)
+    gates: list[Gate] = Field(default_factory=list)
+    garages: list[Garage] = Field(default_factory=list)
+
+    # ---------------------------------------------------------------- lookups
+
+    def gateway(self, gateway_id: str) -> GatewayConfig:
+        for gw in self.gateways:
+            if gw.id == gateway_id:
+                return gw
+        known = ", ".join(g.id for g in self.gateways)
+        raise KeyError(f"no gateway {gateway_id!r} in the site config (known: {known})")
+
+    def locations(self) -> Iterator[tuple[str, KeyPath]]:
+        """Every id of the grid tree with its key path."""
+        yield self.street.id, ("street",)
+        for ci, c in enumerate(self.street.communities):
+            cp: KeyPath = ("street", "communities", ci)
+            yield c.id, cp
+            for mi, m in enumerate(c.micro_grids):
+                mp = (*cp, "micro_grids", mi)
+                yield m.id, mp
+                for bi, b in enumerate(m.buildings):
+                    bp = (*mp, "buildings", bi)
+                    yield b.id, bp
+                    for si, s in enumerate(b.stairwells):
+                        yield s.id, (*bp, "stairwells", si)
+                for pi, p in enumerate(m.places):
+                    yield p.id, (*mp, "places", pi)
+
+    def location_chain(self, location_id: str) -> list[str]:
+        """Ids from the street down to ``location_id`` (for routing and escalation)."""
+        for loc, path in self.locations():
+            if loc == location_id:
+                chain: list[str] = []
+                node: object = self
+                for key in path:
+                    node = node[key] if isinstance(key, int) else getattr(node, key)  # type: ignore[index]
+                    if hasattr(node, "id"):
+                        chain.append(node.id)
+                return chain
+        raise KeyError(location_id)
+
+    def reference_errors(self) -> list[tuple[KeyPath, str]]:
+        """Cross-reference problems, each with the key path it is about."""
+        errors: list[tuple[KeyPath, str]] = []
+        seen: dict[str, KeyPath] = {}
+        for loc, path in self.locations():
+            if loc in seen:
+                errors.append(((*path, "id"), f"location id {loc!r} is used twice (also at {_fmt(seen[loc])})"))
+            seen[loc] = path
+        device_ids: dict[str, KeyPath] = {}
+        for gi, gw in enumerate(self.gateways):
+            gp: KeyPath = ("gateways", gi)
+            if gw.location not in seen:
+                errors.append(((*gp, "location"), f"unknown location {gw.location!r}"))
+            if any(g.id == gw.id for g in self.gateways[:gi]):
+                errors.append(((*gp, "id"), f"gateway id {gw.id!r} is used twice"))
+            buses = {b.id for b in gw.buses}
+            if len(buses) != len(gw.buses):
+                errors.append(((*gp, "buses"), "two buses share an id"))
+            addresses: dict[tuple[str, int], str] = {}
+            for di, dev in enumerate(gw.devices):
+                dp: KeyPath = (*gp, "devices", di)
+                if dev.id in device_ids:
+                    errors.append(((*dp, "id"), f"device id {dev.id!r} is used twice (also at {_fmt(device_ids[dev.id])})"))
+                device_ids[dev.id] = dp
+                if dev.id == gw.id:
+                    errors.append(((*dp, "id"), "a device cannot have its gateway's id"))
+                if dev.location not in seen:
+                    errors.append(((*dp, "location"), f"unknown location {dev.location!r}"))
+                if dev.bus is not None:
+                    if dev.bus not in buses:
+                        errors.append(((*dp, "bus"), f"gateway {gw.id!r} has no bus {dev.bus!r}"))
+                    elif dev.unit is not None:
+                        key = (dev.bus, dev.unit)
+                        if key in addresses:
+                            errors.append(((*dp, "unit"), f"bus {dev.bus!r} unit {dev.unit} is already {addresses[key]!r}"))
+                        addresses[key] = dev.id
+        gateway_ids = {g.id for g in self.gateways}
+        for section in ("gates", "garages"):
+            for i, item in enumerate(getattr(self, section)):
+                if item.gateway not in gateway_ids:
+                    errors.append(((section, i, "gateway"), f"unknown gateway {item.gateway!r}"))
+                if item.location not in seen:
+                    errors.append(((section, i, "location"), f"unknown location {item.location!r}"))
+        return errors
+
+
+def _fmt(path: KeyPath) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out

@@ -1,0 +1,303 @@
+"""Message models carried on the topics of :mod:`sc.contracts.topics`.
+
+Every message is JSON, validated by these pydantic models on both ends, and
+carries the schema version ``v``. Events carry a globally unique ``id`` (the
+idempotency key of the whole system), the edge time ``ts`` and a per-device
+sequence number ``seq`` so a consumer can check order and spot gaps.
+
+Use :func:`encode` to serialise and :func:`decode` to parse bytes off the
+wire; :func:`decode` raises :class:`ContractError` with a reason a person can
+read (oversized, not JSON, wrong shape) and never anything else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from .topics import ID_PATTERN, Kind
+
+__all__ = [
+    "CLEARED_BY",
+    "DEFAULT_SEVERITY",
+    "MAX_PAYLOAD_BYTES",
+    "MODEL_FOR_KIND",
+    "AlarmPayload",
+    "BinReading",
+    "Command",
+    "CommandAck",
+    "CommandName",
+    "ConnectivityPayload",
+    "ContractError",
+    "Event",
+    "EventKind",
+    "EventPayload",
+    "EventState",
+    "FaultPayload",
+    "ManholeReading",
+    "Reading",
+    "Severity",
+    "SmokeReading",
+    "Status",
+    "StatusState",
+    "Telemetry",
+    "Uplink",
+    "decode",
+    "encode",
+    "new_id",
+    "utcnow",
+]
+
+#: Anything larger than this on any topic is refused (dead-lettered) unread.
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+DeviceId = Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+
+
+class ContractError(ValueError):
+    """Bytes that are not a valid message of the expected kind."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A new globally unique event id (UUID4, canonical text form)."""
+    return str(uuid.uuid4())
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- readings
+
+
+class SmokeReading(_Model):
+    """A photoelectric smoke detector's reading."""
+
+    type: Literal["smoke"] = "smoke"
+    smoke_density: float = Field(ge=0, le=100, description="obscuration, %/m")
+    temperature_c: float = Field(ge=-40, le=125)
+    battery_pct: int = Field(ge=0, le=100)
+    alarm: bool = Field(description="the detector's own alarm flag")
+    fault: bool = Field(description="the detector's own fault flag (dirty chamber, sensor error)")
+
+
+class ManholeReading(_Model):
+    """A manhole-cover monitor: tilt, water level under the cover, lid switch."""
+
+    type: Literal["manhole"] = "manhole"
+    tilt_deg: float = Field(ge=-90, le=90)
+    water_level_cm: float = Field(ge=0, le=500, description="water level below the cover")
+    lid_open: bool
+    battery_pct: int = Field(ge=0, le=100)
+
+
+class BinReading(_Model):
+    """A smart refuse bin: ultrasonic distance to the rubbish, temperature."""
+
+    type: Literal["bin"] = "bin"
+    distance_cm: float = Field(ge=0, le=400, description="ultrasonic distance to the rubbish top")
+    fill_pct: float = Field(ge=0, le=100)
+    temperature_c: float = Field(ge=-40, le=125)
+    battery_pct: int = Field(ge=0, le=100)
+
+
+Reading = Annotated[SmokeReading | ManholeReading | BinReading, Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------- events
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
+class EventKind(StrEnum):
+    SMOKE_ALARM = "smoke_alarm"
+    HIGH_TEMPERATURE = "high_temperature"
+    DEVICE_FAULT = "device_fault"
+    LOW_BATTERY = "low_battery"
+    MANHOLE_OPEN = "manhole_open"
+    WATER_LEVEL_HIGH = "water_level_high"
+    BIN_FULL = "bin_full"
+    BIN_FIRE = "bin_fire"
+    DEVICE_OFFLINE = "device_offline"
+    DEVICE_ONLINE = "device_online"
+
+
+#: The severity an event kind has unless the site config says otherwise.
+DEFAULT_SEVERITY: dict[EventKind, Severity] = {
+    EventKind.SMOKE_ALARM: Severity.CRITICAL,
+    EventKind.HIGH_TEMPERATURE: Severity.MAJOR,
+    EventKind.DEVICE_FAULT: Severity.WARNING,
+    EventKind.LOW_BATTERY: Severity.INFO,
+    EventKind.MANHOLE_OPEN: Severity.MAJOR,
+    EventKind.WATER_LEVEL_HIGH: Severity.MAJOR,
+    EventKind.BIN_FULL: Severity.INFO,
+    EventKind.BIN_FIRE: Severity.CRITICAL,
+    EventKind.DEVICE_OFFLINE: Severity.WARNING,
+    EventKind.DEVICE_ONLINE: Severity.INFO,
+}
+
+#: An event of the key kind ends the condition raised by the value kind.
+CLEARED_BY: dict[EventKind, EventKind] = {EventKind.DEVICE_ONLINE: EventKind.DEVICE_OFFLINE}
+
+
+class EventState(StrEnum):
+    RAISED = "raised"  # a condition began (one per incident, debounced)
+    CLEARED = "cleared"  # it ended; a person still closes the work order
+
+
+class AlarmPayload(_Model):
+    """A threshold condition on a reading, with the reading that tripped or cleared it."""
+
+    type: Literal["alarm"] = "alarm"
+    rule: str = Field(description="which field and comparison, e.g. 'smoke_density >= 8.0'")
+    value: float
+    threshold: float
+    reading: Reading
+
+
+class ConnectivityPayload(_Model):
+    """A device stopped or resumed answering."""
+
+    type: Literal["connectivity"] = "connectivity"
+    reason: str
+    consecutive_failures: int = Field(ge=0)
+    last_seen: AwareDatetime | None = None
+
+
+class FaultPayload(_Model):
+    """The device reports a fault, or keeps sending readings that cannot be right."""
+
+    type: Literal["fault"] = "fault"
+    reason: str
+    reading: Reading | None = None
+
+
+EventPayload = Annotated[
+    AlarmPayload | ConnectivityPayload | FaultPayload, Field(discriminator="type")
+]
+
+
+class Event(_Model):
+    """An alarm or state change. Delivered at least once; ``id`` makes it idempotent."""
+
+    v: Literal[1] = 1
+    id: str = Field(default_factory=new_id, min_length=8, max_length=64)
+    site: DeviceId
+    gateway: DeviceId
+    device: DeviceId
+    ts: AwareDatetime = Field(description="when it happened, edge clock, UTC")
+    seq: int = Field(ge=1, description="per-device sequence number assigned by the edge outbox")
+    kind: EventKind
+    state: EventState
+    severity: Severity
+    payload: EventPayload
+
+
+class Telemetry(_Model):
+    v: Literal[1] = 1
+    site: DeviceId
+    gateway: DeviceId
+    device: DeviceId
+    ts: AwareDatetime
+    reading: Reading
+
+
+class StatusState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Status(_Model):
+    """Retained availability of a gateway (birth / last will) or of one device."""
+
+    v: Literal[1] = 1
+    state: StatusState
+    ts: AwareDatetime | None = Field(
+        default=None, description="when the state began; absent in a last will (set at connect time)"
+    )
+    reason: str = ""
+    version: str = ""
+
+
+class CommandName(StrEnum):
+    PING = "ping"  # answer with uptime and counters
+    POLL_NOW = "poll_now"  # read the device at once and answer with the reading
+    HEALTH = "health"  # the gateway's full health report
+
+
+class Command(_Model):
+    v: Literal[1] = 1
+    id: str = Field(default_factory=new_id, min_length=8, max_length=64)
+    ts: AwareDatetime = Field(default_factory=utcnow)
+    name: CommandName
+    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class CommandAck(_Model):
+    v: Literal[1] = 1
+    id: str = Field(description="the command's id")
+    ts: AwareDatetime = Field(default_factory=utcnow)
+    ok: bool
+    error: str = ""
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class Uplink(_Model):
+    """What an MQTT-native (NB-IoT style) sensor sends its gateway."""
+
+    v: Literal[1] = 1
+    ts: AwareDatetime | None = None
+    reading: Reading
+
+
+# --------------------------------------------------------------------------- wire helpers
+
+M = TypeVar("M", bound=BaseModel)
+
+#: The model each topic kind carries (snapshots are binary and come later).
+MODEL_FOR_KIND: dict[Kind, type[BaseModel]] = {
+    Kind.STATUS: Status,
+    Kind.TELEMETRY: Telemetry,
+    Kind.EVENT: Event,
+    Kind.CMD: Command,
+    Kind.CMD_ACK: CommandAck,
+    Kind.UPLINK: Uplink,
+}
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode(model: type[M], data: bytes) -> M:
+    """Parse ``data`` as ``model``; raise :class:`ContractError` with a readable reason."""
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(message)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ContractError(f"invalid {model.__name__}: {where}: {first['msg']}{more}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # pragma: no cover - pydantic wraps most
+        raise ContractError(f"invalid {model.__name__}: {exc}") from exc
