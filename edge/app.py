@@ -14,6 +14,8 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from .health import HealthServer
 from .outbox import Outbox
 from .sensors.service import Counters, EventSink, SensorService
 
-__all__ = ["EdgeApp", "StartupError", "read_password"]
+__all__ = ["EdgeApp", "Pipeline", "StartupError", "build_pipeline", "read_password"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,48 @@ def read_password(loaded: LoadedConfig, account: MqttAccount) -> str:
     if not password:
         raise StartupError(f"password file {path} is empty")
     return password
+
+
+@dataclass
+class Pipeline:
+    """The store-and-forward path every gateway has: outbox -> forwarder -> MQTT."""
+
+    outbox: Outbox
+    forwarder: Forwarder
+    conn: MqttConnection
+
+
+def build_pipeline(
+    loaded: LoadedConfig,
+    gw: GatewayConfig,
+    *,
+    birth: Callable[[], tuple[str, bytes]] | None = None,
+    subscriptions: tuple[str, ...] = (),
+    on_message: Callable[[str, bytes], None] | None = None,
+) -> Pipeline:
+    """Open the gateway's outbox and build (not start) its forwarder and MQTT connection."""
+    password = read_password(loaded, gw.account)
+    ob = gw.outbox
+    outbox_path = loaded.resolve(ob.path or Path("var") / gw.id / "outbox.db")
+    outbox = Outbox(outbox_path, max_bytes=int(ob.max_mb * 1024 * 1024), warn_pct=ob.warn_pct, synchronous=ob.synchronous)
+    depth = outbox.depth()
+    log.info(
+        "gateway=%s outbox %s holds %d events, %d telemetry from before",
+        gw.id, outbox_path, depth["events"], depth["telemetry"],
+    )
+    forwarder = Forwarder(outbox, window=ob.window)
+    status_topic = str(Topic(loaded.site.site.id, gw.id, Kind.STATUS, gw.id))
+    conn = MqttConnection(
+        broker=loaded.site.broker,
+        client_id=gw.id,
+        credentials=MqttCredentials(gw.account.username, password),
+        will=(status_topic, encode(Status(state=StatusState.OFFLINE, reason="connection lost"))),
+        birth=birth,
+        subscriptions=subscriptions,
+        on_message=on_message,
+    )
+    forwarder.attach(conn)
+    return Pipeline(outbox, forwarder, conn)
 
 
 class EdgeApp:
@@ -93,6 +137,7 @@ class EdgeApp:
         return asyncio.run(self.main())
 
     async def main(self, stop: asyncio.Event | None = None) -> int:
+        self._commands: asyncio.Queue[tuple[str, Command]] = asyncio.Queue(maxsize=100)
         self._loop = asyncio.get_running_loop()
         self.stop_event = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,24 +145,10 @@ class EdgeApp:
                 self._loop.add_signal_handler(sig, self.stop_event.set)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 pass
-        password = read_password(self.loaded, self.gw.account)
-        ob = self.gw.outbox
-        outbox_path = self.loaded.resolve(ob.path or Path("var") / self.gw.id / "outbox.db")
-        self.outbox = Outbox(
-            outbox_path, max_bytes=int(ob.max_mb * 1024 * 1024), warn_pct=ob.warn_pct, synchronous=ob.synchronous
-        )
-        depth = self.outbox.depth()
-        log.info(
-            "edge gateway=%s site=%s starting; outbox %s holds %d events, %d telemetry from before",
-            self.gw.id, self.site.site.id, outbox_path, depth["events"], depth["telemetry"],
-        )
-        self.forwarder = Forwarder(self.outbox, window=ob.window)
         site, gw = self.site.site.id, self.gw.id
-        self.conn = MqttConnection(
-            broker=self.site.broker,
-            client_id=gw,
-            credentials=MqttCredentials(self.gw.account.username, password),
-            will=(self._topic(Kind.STATUS, gw), encode(Status(state=StatusState.OFFLINE, reason="connection lost"))),
+        pipe = build_pipeline(
+            self.loaded,
+            self.gw,
             birth=self._birth,
             subscriptions=(
                 topic_filter(site=site, gateway=gw, kind=Kind.CMD),
@@ -125,7 +156,7 @@ class EdgeApp:
             ),
             on_message=self._on_message,
         )
-        self.forwarder.attach(self.conn)
+        self.outbox, self.forwarder, self.conn = pipe.outbox, pipe.forwarder, pipe.conn
         self.sink = EventSink(
             site=site, gateway=gw, outbox=self.outbox, set_retained=self.conn.set_retained, counters=self.counters
         )
@@ -146,6 +177,7 @@ class EdgeApp:
         self.forwarder.start()
         sensors_task = asyncio.create_task(self.sensors.run(self.stop_event), name="sensors")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        commands = asyncio.create_task(self._command_worker(), name="commands")
         if self.health_port is not None:
             health = HealthServer(self.health_port, self.health)
             self.health_port = health.port
@@ -156,8 +188,10 @@ class EdgeApp:
             log.info("edge gateway=%s stopping", gw)
             if health is not None:
                 health.stop()
+            self._loop = None
             heartbeat.cancel()
-            await asyncio.gather(sensors_task, heartbeat, return_exceptions=True)
+            commands.cancel()
+            await asyncio.gather(sensors_task, heartbeat, commands, return_exceptions=True)
             # give the forwarder a moment to drain what is already in flight
             deadline = time.monotonic() + 2.0
             while self.conn.connected and self.forwarder.inflight and time.monotonic() < deadline:
@@ -206,8 +240,25 @@ class EdgeApp:
         except ContractError as exc:
             self._dead_letter(str(t), payload, str(exc))
             return
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._execute(t.device, cmd), self._loop)
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._enqueue_command, t.device, cmd)
+        except RuntimeError:  # loop closing: we are shutting down
+            pass
+
+    def _enqueue_command(self, device: str, cmd: Command) -> None:
+        try:
+            self._commands.put_nowait((device, cmd))
+        except asyncio.QueueFull:
+            self.counters.commands_dropped += 1
+            log.warning("command queue full: dropped command %s id=%s", cmd.name.value, cmd.id)
+
+    async def _command_worker(self) -> None:
+        while True:
+            device, cmd = await self._commands.get()
+            await self._execute(device, cmd)
 
     async def _execute(self, device: str, cmd: Command) -> None:
         log.info("command name=%s device=%s id=%s", cmd.name.value, device, cmd.id)

@@ -56,6 +56,8 @@ class Counters:
     poll_failures: int = 0
     bad_readings: int = 0
     uplinks: int = 0
+    uplinks_dropped: int = 0
+    commands_dropped: int = 0
     malformed_messages: int = 0
     events: int = 0
     telemetry: int = 0
@@ -142,12 +144,14 @@ class SensorService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._device_locks: dict[str, asyncio.Lock] = {}
         self._status_sent: dict[str, bool] = {}
+        self._uplinks: asyncio.Queue[tuple[str, Reading]] = asyncio.Queue(maxsize=1000)
 
     # ---------------------------------------------------------------- running
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._uplinks = asyncio.Queue(maxsize=1000)
         self._device_locks = {d: asyncio.Lock() for d in self.devices}
+        self._loop = asyncio.get_running_loop()
         for bus_cfg in self.gateway.buses:
             port = str(self._resolve(bus_cfg.port))
             self.buses[bus_cfg.id] = ModbusBus(bus_cfg, port)
@@ -157,6 +161,7 @@ class SensorService:
         ]
         if any(d.transport is Transport.MQTT for d in self.devices.values()):
             tasks.append(asyncio.create_task(self._watch_expiry(stop), name="uplink-expiry"))
+            tasks.append(asyncio.create_task(self._uplink_worker(), name="uplinks"))
         log.info(
             "sensor service: %d devices on %d buses, %d mqtt-native",
             len(self.devices), len(self.buses),
@@ -165,6 +170,7 @@ class SensorService:
         try:
             await stop.wait()
         finally:
+            self._loop = None
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -260,12 +266,26 @@ class SensorService:
             log.warning("uplink device=%s malformed, dead-lettered: %s", device, exc)
             return
         self.counters.uplinks += 1
-        if self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self._uplink(device, up.reading), self._loop)
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._enqueue_uplink, device, up.reading)
+        except RuntimeError:  # the loop is closing: we are shutting down
+            pass
 
-    async def _uplink(self, device: str, reading: Reading) -> None:
-        async with self._device_locks[device]:
-            await self._handle_reading(device, reading, _now())
+    def _enqueue_uplink(self, device: str, reading: Reading) -> None:
+        try:
+            self._uplinks.put_nowait((device, reading))
+        except asyncio.QueueFull:
+            self.counters.uplinks_dropped += 1
+            log.warning("uplink queue full: dropped a reading of device=%s", device)
+
+    async def _uplink_worker(self) -> None:
+        while True:
+            device, reading = await self._uplinks.get()
+            async with self._device_locks[device]:
+                await self._handle_reading(device, reading, _now())
 
     async def _watch_expiry(self, stop: asyncio.Event) -> None:
         mqtt_devices = [d for d in self.devices.values() if d.transport is Transport.MQTT]

@@ -1,0 +1,277 @@
+"""The test harness: real servers on free ports, started and stopped by the tests.
+
+* :class:`Site` - a copy of a site config in a temp dir with its own private
+  Mosquitto (accounts and ACL generated from that config).
+* :class:`Collector` - a subscriber with the cloud account that records what
+  arrives (optionally a persistent session that survives broker restarts).
+* :class:`EdgeThread` - the real edge gateway app on its own event loop.
+* :class:`InfluxProcess` - InfluxDB 1.x (Debian ``influxdb``) on free ports.
+* PostgreSQL: the server already running on 127.0.0.1:5432; a database is
+  created and dropped per test run (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from edge.app import EdgeApp, read_password
+from sc.config.loader import LoadedConfig, load_site_config
+from sc.contracts.messages import Event, decode
+from sc.contracts.topics import Kind, Topic
+from sc.mosquitto import MosquittoProcess, free_port, wait_port
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+@dataclass
+class Site:
+    root: Path
+    config_path: Path
+    loaded: LoadedConfig
+    broker: MosquittoProcess
+
+    def password(self, username: str) -> str:
+        for a in self.broker.files.accounts:
+            if a.username == username:
+                return a.password_file.read_text().strip()
+        raise KeyError(username)
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
+
+
+def make_site(tmp: Path, template: Path = DATA / "site.yaml") -> Site:
+    port = free_port()
+    (tmp / "configs").mkdir(parents=True, exist_ok=True)
+    text = template.read_text(encoding="utf-8").replace("port: 1883", f"port: {port}")
+    cfg = tmp / "configs" / "site.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    loaded = load_site_config(cfg)
+    broker = MosquittoProcess(loaded, tmp / "broker", port=port)
+    return Site(tmp, cfg, loaded, broker)
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+    at: float
+
+
+@dataclass
+class Collector:
+    """Subscribes as the cloud account and records everything that arrives."""
+
+    site: Site
+    topic_filter: str = "sc/v1/#"
+    client_id: str = "test-collector"
+    persistent: bool = False
+    username: str = "cloud"
+    messages: list[Received] = field(default_factory=list)
+    connected: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        c = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            clean_session=not self.persistent, protocol=MQTTProtocolVersion.MQTTv311,
+        )
+        c.username_pw_set(self.username, self.site.password(self.username))
+        c.reconnect_delay_set(1, 2)
+        c.on_connect = self._on_connect
+        c.on_disconnect = lambda *a: self.connected.clear()
+        c.on_message = self._on_message
+        self.client = c
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if not rc.is_failure:
+            client.subscribe(self.topic_filter, qos=1)
+            client.subscribe("$SYS/broker/publish/messages/dropped", qos=0)
+            self.connected.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain), time.monotonic()))
+
+    def start(self) -> Collector:
+        self.client.connect("127.0.0.1", self.site.port, keepalive=5)
+        self.client.loop_start()
+        assert self.connected.wait(10), "collector could not connect"
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def of_kind(self, kind: Kind) -> list[Received]:
+        with self._lock:
+            msgs = list(self.messages)
+        out = []
+        for m in msgs:
+            if m.topic.startswith("$SYS"):
+                continue
+            if Topic.parse(m.topic).kind is kind:
+                out.append(m)
+        return out
+
+    def events(self) -> list[Event]:
+        return [decode(Event, m.payload) for m in self.of_kind(Kind.EVENT)]
+
+    def dropped(self) -> int | None:
+        with self._lock:
+            vals = [m.payload for m in self.messages if m.topic == "$SYS/broker/publish/messages/dropped"]
+        return int(vals[-1]) if vals else None
+
+
+class EdgeThread:
+    """Runs the real :class:`EdgeApp` on its own event loop in a background thread."""
+
+    def __init__(self, loaded: LoadedConfig, gateway: str, *, health_port: int | None = None) -> None:
+        self.app = EdgeApp(loaded, gateway, health_port=health_port)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"edge-{gateway}", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def go() -> None:
+            self._stop = asyncio.Event()
+            self._loop.call_soon(self._started.set)
+            await self.app.main(self._stop)
+
+        try:
+            self._loop.run_until_complete(go())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._started.set()
+            self._loop.close()
+
+    def start(self) -> EdgeThread:
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        ok = wait_until(lambda: self.error is not None or hasattr(self.app, "forwarder"), timeout)
+        if self.error is not None:
+            raise self.error
+        assert ok, "edge did not start"
+
+    def stop(self) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(15)
+        assert not self._thread.is_alive(), "edge did not stop"
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def sc_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sc.cli", *args]
+
+
+def edge_process(site: Site, *args: str, stdout: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        sc_command(*args, "--config", str(site.config_path)),
+        stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+
+
+class InfluxProcess:
+    """InfluxDB 1.x (``influxd`` from Debian's ``influxdb``) on free ports in a temp dir."""
+
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("influxd")
+        if exe is None:
+            raise RuntimeError("influxd is not installed: run ./scripts/setup.sh (Debian package influxdb)")
+        self.exe = exe
+        self.workdir = workdir
+        self.http_port = free_port()
+        self.rpc_port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "influxdb.conf"
+        self.conf.write_text(
+            f'reporting-disabled = true\nbind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{workdir}/meta"\n'
+            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n  query-log-enabled = false\n'
+            f'[http]\n  bind-address = "127.0.0.1:{self.http_port}"\n  log-enabled = false\n'
+            f'[monitor]\n  store-enabled = false\n'
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> InfluxProcess:
+        with (self.workdir / "influxd.log").open("wb") as logf:
+            self.proc = subprocess.Popen(
+                [self.exe, "-config", str(self.conf)], stdout=subprocess.DEVNULL, stderr=logf
+            )
+        if not wait_port(self.http_port, 30) or not wait_until(self._ping, 30, 0.1):
+            self.stop()
+            raise RuntimeError(f"influxd did not start; see {self.workdir / 'influxd.log'}")
+        return self
+
+    def _ping(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/ping", timeout=1) as r:
+                return bool(r.status == 204)
+        except OSError:
+            return False
+
+    def query(self, q: str, db: str | None = None) -> dict[str, Any]:
+        params = {"q": q, **({"db": db} if db else {})}
+        req = urllib.request.Request(self.url + "/query", data=urllib.parse.urlencode(params).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            result: dict[str, Any] = json.loads(r.read())
+            return result
+
+    def write(self, db: str, lines: str) -> int:
+        req = urllib.request.Request(f"{self.url}/write?db={db}&precision=ns", data=lines.encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+
+__all__ = [
+    "Collector", "EdgeThread", "InfluxProcess", "Site", "edge_process", "make_site", "read_password",
+    "sc_command", "wait_until",
+]

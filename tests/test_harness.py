@@ -1,0 +1,32 @@
+"""The harness itself: each real server starts, answers and stops."""
+
+from __future__ import annotations
+
+import psycopg
+
+from harness import Collector, InfluxProcess, Site, wait_until
+
+
+def test_mosquitto_with_generated_accounts_accepts_the_cloud(site: Site) -> None:
+    col = Collector(site).start()
+    try:
+        assert col.connected.is_set()
+        assert wait_until(lambda: col.dropped() is not None, 5), "no $SYS dropped counter"
+        assert col.dropped() == 0
+    finally:
+        col.stop()
+
+
+def test_influxdb_writes_and_queries_line_protocol(influxdb: InfluxProcess) -> None:
+    influxdb.query("CREATE DATABASE harness")
+    assert influxdb.write("harness", "smoke,device=s1 density=1.5 1700000000000000000") == 204
+    res = influxdb.query("SELECT density FROM smoke", db="harness")
+    assert res["results"][0]["series"][0]["values"] == [["2023-11-14T22:13:20Z", 1.5]]
+
+
+def test_postgres_database_is_fresh_and_writable(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'").fetchone() == (0,)
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (42)")
+        assert conn.execute("SELECT x FROM t").fetchone() == (42,)
