@@ -202,10 +202,13 @@ def sc_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "sc.cli", *args]
 
 
-def edge_process(site: Site, *args: str, stdout: int = subprocess.PIPE) -> subprocess.Popen[str]:
+def edge_process(
+    site: Site, *args: str, stdout: int = subprocess.PIPE, stderr: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """``sc <args> --config <site>`` in a child process (read or close its pipes)."""
     return subprocess.Popen(
         sc_command(*args, "--config", str(site.config_path)),
-        stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=stdout, stderr=stderr, text=True, cwd=REPO,
     )
 
 
