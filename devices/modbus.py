@@ -68,7 +68,7 @@ class ModbusBus:
                 rr = await self._client.read_input_registers(0, count=count, device_id=unit)
             except ModbusException as exc:
                 raise DeviceReadError(f"no valid reply: {exc}") from exc
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise DeviceReadError(f"serial error: {exc}") from exc
         if rr.isError():
             raise DeviceReadError(f"exception response {rr}")

@@ -75,9 +75,7 @@ def decode(device_type: DeviceType, regs: Sequence[int], *, bin_depth_cm: float 
                 fault=bool(r3 & 2),
             )
         if device_type is DeviceType.MANHOLE:
-            return ManholeReading(
-                tilt_deg=_s16(r0) / 10, water_level_cm=r1 / 10, battery_pct=r2, lid_open=bool(r3 & 1)
-            )
+            return ManholeReading(tilt_deg=_s16(r0) / 10, water_level_cm=r1 / 10, battery_pct=r2, lid_open=bool(r3 & 1))
         distance_cm = r0 / 10
         return BinReading(
             distance_cm=distance_cm,

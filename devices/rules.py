@@ -54,7 +54,4 @@ def rules_for(device: DeviceConfig) -> tuple[RuleSpec, ...]:
     if unknown:
         names = ", ".join(sorted(k.value for k in unknown))
         raise ValueError(f"device {device.id!r} ({device.type.value}) has no rule {names}")
-    return tuple(
-        RuleSpec(r.kind, r.field, device.rules.get(r.kind, r.threshold), r.flag, r.absolute)
-        for r in defaults
-    )
+    return tuple(RuleSpec(r.kind, r.field, device.rules.get(r.kind, r.threshold), r.flag, r.absolute) for r in defaults)

@@ -87,11 +87,16 @@ def build_pipeline(
     password = read_password(loaded, gw.account)
     ob = gw.outbox
     outbox_path = loaded.resolve(ob.path or Path("var") / gw.id / "outbox.db")
-    outbox = Outbox(outbox_path, max_bytes=int(ob.max_mb * 1024 * 1024), warn_pct=ob.warn_pct, synchronous=ob.synchronous)
+    outbox = Outbox(
+        outbox_path, max_bytes=int(ob.max_mb * 1024 * 1024), warn_pct=ob.warn_pct, synchronous=ob.synchronous
+    )
     depth = outbox.depth()
     log.info(
         "gateway=%s outbox %s holds %d events, %d telemetry from before",
-        gw.id, outbox_path, depth["events"], depth["telemetry"],
+        gw.id,
+        outbox_path,
+        depth["events"],
+        depth["telemetry"],
     )
     forwarder = Forwarder(outbox, window=ob.window)
     status_topic = str(Topic(loaded.site.site.id, gw.id, Kind.STATUS, gw.id))
@@ -172,8 +177,11 @@ class EdgeApp:
             self.outbox.close()
             raise StartupError(f"{exc}. Check the account's password file and the broker's password file.") from exc
         if not self.conn.connected:
-            log.warning("broker %s:%d not reachable yet; events are kept in the outbox until it is",
-                        self.site.broker.host, self.site.broker.port)
+            log.warning(
+                "broker %s:%d not reachable yet; events are kept in the outbox until it is",
+                self.site.broker.host,
+                self.site.broker.port,
+            )
         self.forwarder.start()
         sensors_task = asyncio.create_task(self.sensors.run(self.stop_event), name="sensors")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
@@ -209,9 +217,14 @@ class EdgeApp:
             h = self.health()
             log.info(
                 "heartbeat gateway=%s mqtt=%s outbox=%s sent=%d acked=%d polls=%d failures=%d events=%d",
-                self.gw.id, "up" if h["mqtt"]["connected"] else "DOWN", h["outbox"]["depth"],
-                h["forwarder"]["sent"], h["forwarder"]["acknowledged"],
-                self.counters.polls, self.counters.poll_failures, self.counters.events,
+                self.gw.id,
+                "up" if h["mqtt"]["connected"] else "DOWN",
+                h["outbox"]["depth"],
+                h["forwarder"]["sent"],
+                h["forwarder"]["acknowledged"],
+                self.counters.polls,
+                self.counters.poll_failures,
+                self.counters.events,
             )
 
     # ---------------------------------------------------------------- messages (MQTT thread)

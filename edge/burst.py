@@ -82,10 +82,15 @@ def run_burst(
 
                 def build(seq: int, d: str = d) -> tuple[str, bytes]:
                     ev = Event(
-                        site=site, gateway=gw.id, device=d, ts=datetime.now(UTC), seq=seq,
+                        site=site,
+                        gateway=gw.id,
+                        device=d,
+                        ts=datetime.now(UTC),
+                        seq=seq,
                         kind=EventKind.SMOKE_ALARM,
                         state=EventState.RAISED if seq % 2 else EventState.CLEARED,
-                        severity=Severity.CRITICAL, payload=payload_raise,
+                        severity=Severity.CRITICAL,
+                        payload=payload_raise,
                     )
                     return topics[d], encode(ev)
 
@@ -101,8 +106,14 @@ def run_burst(
             time.sleep(0.01)
         t_acked = time.perf_counter() - t0
         drained = pipe.outbox.depth()["events"] == 0
-        log.info("burst gateway=%s wrote %d events in %.2f s, all acknowledged after %.2f s: %s",
-                 gw.id, written, t_written, t_acked, drained)
+        log.info(
+            "burst gateway=%s wrote %d events in %.2f s, all acknowledged after %.2f s: %s",
+            gw.id,
+            written,
+            t_written,
+            t_acked,
+            drained,
+        )
         return BurstResult(written, t_written, t_acked, drained)
     finally:
         pipe.forwarder.stop()

@@ -152,7 +152,9 @@ class Outbox:
             self.near_full = True
             log.warning(
                 "outbox=%s NEAR FULL: %.1f of %.1f MB used; the broker has not acknowledged for a while",
-                self.path, used / 1e6, self.max_bytes / 1e6,
+                self.path,
+                used / 1e6,
+                self.max_bytes / 1e6,
             )
         elif used < self.warn_bytes * 0.9 and self.near_full:
             self.near_full = False
@@ -168,7 +170,12 @@ class Outbox:
                 (Stream.TELEMETRY, drop),
             )
             self.shed_telemetry += drop
-            log.error("outbox=%s over its %.1f MB budget: shed %d oldest telemetry rows", self.path, self.max_bytes / 1e6, drop)
+            log.error(
+                "outbox=%s over its %.1f MB budget: shed %d oldest telemetry rows",
+                self.path,
+                self.max_bytes / 1e6,
+                drop,
+            )
             return
         if not for_event:
             self.shed_telemetry += 1
@@ -182,8 +189,7 @@ class Outbox:
     def fetch(self, stream: Stream, after_id: int, limit: int) -> list[OutboxRow]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, stream, topic, payload, created FROM outbox "
-                "WHERE stream=? AND id>? ORDER BY id LIMIT ?",
+                "SELECT id, stream, topic, payload, created FROM outbox WHERE stream=? AND id>? ORDER BY id LIMIT ?",
                 (stream, after_id, limit),
             ).fetchall()
         return [OutboxRow(r[0], Stream(r[1]), r[2], bytes(r[3]), r[4]) for r in rows]

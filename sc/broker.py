@@ -30,7 +30,7 @@ from sc.config.loader import LoadedConfig
 from sc.config.schema import MqttAccount, Transport
 from sc.contracts.topics import Kind, Topic, topic_filter
 
-__all__ = ["Account", "BrokerFiles", "acl_text", "accounts", "hash_password", "mosquitto_conf", "provision"]
+__all__ = ["Account", "BrokerFiles", "accounts", "acl_text", "hash_password", "mosquitto_conf", "provision"]
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ def accounts(loaded: LoadedConfig) -> list[Account]:
                     )
                 )
     if site.cloud_account is not None:
-        out.append(
-            acct(site.cloud_account, [f"sc/v1/{sid}/+/{Kind.CMD.value}/#"], [f"sc/v1/{sid}/#", "$SYS/#"])
-        )
+        out.append(acct(site.cloud_account, [f"sc/v1/{sid}/+/{Kind.CMD.value}/#"], [f"sc/v1/{sid}/#", "$SYS/#"]))
     names = [a.username for a in out]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

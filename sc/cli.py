@@ -1,18 +1,17 @@
 """The ``sc`` command line: one subcommand per daemon and tool.
 
-    sc validate-config configs/site.example.yaml
-    sc broker provision --config configs/site.yaml --out /etc/mosquitto/sc
-    sc edge run --config configs/site.yaml --gateway gw-heping-sensors
-    sc sim run --config configs/site.yaml --scenario configs/scenarios/demo.yaml
-    sc monitor --config configs/site.yaml
-    sc demo
+sc validate-config configs/site.example.yaml
+sc broker provision --config configs/site.yaml --out /etc/mosquitto/sc
+sc edge run --config configs/site.yaml --gateway gw-heping-sensors
+sc sim run --config configs/site.yaml --scenario configs/scenarios/demo.yaml
+sc monitor --config configs/site.yaml
+sc demo
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -33,9 +32,7 @@ app.add_typer(broker_app, name="broker")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "configs" / "site.example.yaml"
 
-ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-c", help="site config YAML (see configs/site.example.yaml)")
-]
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="site config YAML (see configs/site.example.yaml)")]
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")]
 
 
@@ -131,7 +128,9 @@ def edge_burst(
 @sim_app.command("run")
 def sim_run(
     config: ConfigOpt = DEFAULT_CONFIG,
-    gateway: Annotated[list[str] | None, typer.Option("--gateway", "-g", help="simulate only these gateways' devices")] = None,
+    gateway: Annotated[
+        list[str] | None, typer.Option("--gateway", "-g", help="simulate only these gateways' devices")
+    ] = None,
     scenario: Annotated[Path | None, typer.Option(help="scenario YAML (see configs/scenarios/)")] = None,
     speed: Annotated[float, typer.Option(help="scenario time runs this many times faster")] = 1.0,
     log_level: LogLevel = "INFO",
@@ -192,7 +191,9 @@ def demo(
     config: ConfigOpt = DEFAULT_CONFIG,
     scenario: Annotated[Path, typer.Option(help="scenario to play")] = REPO / "configs" / "scenarios" / "demo.yaml",
     speed: Annotated[float, typer.Option(help="scenario time runs this many times faster")] = 1.0,
-    duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: the scenario's)")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: the scenario's)")
+    ] = None,
     log_level: LogLevel = "WARNING",
 ) -> None:
     """Everything on this machine: a private Mosquitto, simulated devices, the edge gateways and a live feed."""
@@ -207,4 +208,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

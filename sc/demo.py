@@ -31,14 +31,14 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     broker = MosquittoProcess(loaded, workdir / "broker").start()
     site = loaded.site.model_copy(update={"broker": loaded.site.broker.model_copy(update={"port": broker.port})})
     demo_gateways = [g for g in site.gateways if g.devices]
-    site = site.model_copy(
-        update={"gateways": [g.model_copy(update={"health_port": 0}) for g in site.gateways]}
-    )
+    site = site.model_copy(update={"gateways": [g.model_copy(update={"health_port": 0}) for g in site.gateways]})
     cfg = LoadedConfig(site=site, path=loaded.path)
     sc_ = load_scenario(scenario)
     total = duration if duration is not None else (sc_.duration_s or 60) / speed
-    print(f"demo: Mosquitto on 127.0.0.1:{broker.port}; {len(demo_gateways)} gateways; "
-          f"scenario {sc_.name!r} for {total:.0f} s (Ctrl-C stops)\n")
+    print(
+        f"demo: Mosquitto on 127.0.0.1:{broker.port}; {len(demo_gateways)} gateways; "
+        f"scenario {sc_.name!r} for {total:.0f} s (Ctrl-C stops)\n"
+    )
     assert site.cloud_account is not None
     monitor = Monitor(cfg, read_password(cfg, site.cloud_account))
     monitor.start()
@@ -70,7 +70,9 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     for ev in monitor.events:
         key = f"{ev.kind.value}/{ev.state.value}"
         by_kind[key] = by_kind.get(key, 0) + 1
-    print(f"\ndemo: {len(monitor.events)} events in {time.monotonic() - started:.0f} s: "
-          + ", ".join(f"{k} x{v}" for k, v in sorted(by_kind.items())))
+    print(
+        f"\ndemo: {len(monitor.events)} events in {time.monotonic() - started:.0f} s: "
+        + ", ".join(f"{k} x{v}" for k, v in sorted(by_kind.items()))
+    )
     print(f"demo: {monitor.malformed} malformed messages seen by the monitor; gateway dead letters are in each outbox")
     return 0

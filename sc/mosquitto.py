@@ -53,7 +53,10 @@ class MosquittoProcess:
         self.workdir = workdir
         self.log_path = workdir / "mosquitto.log"
         self.files: BrokerFiles = provision(
-            loaded, workdir, port=self.port, persistence_dir=workdir / "data",
+            loaded,
+            workdir,
+            port=self.port,
+            persistence_dir=workdir / "data",
             run_as="root" if os.geteuid() == 0 else None,
         )
         # log to a file so a test can read why a client was refused

@@ -123,8 +123,7 @@ class MqttConnection:
         self._first_result.wait(timeout)
         if self.refused is not None and not self._connected.is_set():
             raise AuthRefused(
-                f"broker {self.broker.host}:{self.broker.port} refused client {self.client_id!r}: "
-                f"{self.refused}"
+                f"broker {self.broker.host}:{self.broker.port} refused client {self.client_id!r}: {self.refused}"
             )
 
     def stop(self, final: tuple[str, bytes] | None = None, timeout: float = 2.0) -> None:
@@ -216,8 +215,12 @@ class MqttConnection:
         self._first_result.set()
         log.info(
             "mqtt client=%s connected to %s:%d (connect #%d, %d subscriptions, %d retained re-announced)",
-            self.client_id, self.broker.host, self.broker.port, self.connects,
-            len(self._subscriptions), len(retained),
+            self.client_id,
+            self.broker.host,
+            self.broker.port,
+            self.connects,
+            len(self._subscriptions),
+            len(retained),
         )
 
     def _handle_disconnect(

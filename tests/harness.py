@@ -100,8 +100,10 @@ class Collector:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         c = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id,
-            clean_session=not self.persistent, protocol=MQTTProtocolVersion.MQTTv311,
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=not self.persistent,
+            protocol=MQTTProtocolVersion.MQTTv311,
         )
         c.username_pw_set(self.username, self.site.password(self.username))
         c.reconnect_delay_set(1, 2)
@@ -208,7 +210,10 @@ def edge_process(
     """``sc <args> --config <site>`` in a child process (read or close its pipes)."""
     return subprocess.Popen(
         sc_command(*args, "--config", str(site.config_path)),
-        stdout=stdout, stderr=stderr, text=True, cwd=REPO,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        cwd=REPO,
     )
 
 
@@ -230,16 +235,14 @@ class InfluxProcess:
             f'[meta]\n  dir = "{workdir}/meta"\n'
             f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n  query-log-enabled = false\n'
             f'[http]\n  bind-address = "127.0.0.1:{self.http_port}"\n  log-enabled = false\n'
-            f'[monitor]\n  store-enabled = false\n'
+            f"[monitor]\n  store-enabled = false\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> InfluxProcess:
         with (self.workdir / "influxd.log").open("wb") as logf:
-            self.proc = subprocess.Popen(
-                [self.exe, "-config", str(self.conf)], stdout=subprocess.DEVNULL, stderr=logf
-            )
+            self.proc = subprocess.Popen([self.exe, "-config", str(self.conf)], stdout=subprocess.DEVNULL, stderr=logf)
         if not wait_port(self.http_port, 30) or not wait_until(self._ping, 30, 0.1):
             self.stop()
             raise RuntimeError(f"influxd did not start; see {self.workdir / 'influxd.log'}")
@@ -275,6 +278,13 @@ class InfluxProcess:
 
 
 __all__ = [
-    "Collector", "EdgeThread", "InfluxProcess", "Site", "edge_process", "make_site", "read_password",
-    "sc_command", "wait_until",
+    "Collector",
+    "EdgeThread",
+    "InfluxProcess",
+    "Site",
+    "edge_process",
+    "make_site",
+    "read_password",
+    "sc_command",
+    "wait_until",
 ]

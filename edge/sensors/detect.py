@@ -137,10 +137,20 @@ class DeviceMonitor:
         own_fault = bool(getattr(reading, "fault", False))
         if own_fault and not self.faulty:
             self.faulty = True
-            out.append(Transition(EventKind.DEVICE_FAULT, EventState.RAISED, FaultPayload(reason="device reports a fault", reading=reading)))
+            out.append(
+                Transition(
+                    EventKind.DEVICE_FAULT,
+                    EventState.RAISED,
+                    FaultPayload(reason="device reports a fault", reading=reading),
+                )
+            )
         elif not own_fault and self.faulty:
             self.faulty = False
-            out.append(Transition(EventKind.DEVICE_FAULT, EventState.CLEARED, FaultPayload(reason="fault cleared", reading=reading)))
+            out.append(
+                Transition(
+                    EventKind.DEVICE_FAULT, EventState.CLEARED, FaultPayload(reason="fault cleared", reading=reading)
+                )
+            )
         for d in self._detectors:
             t = d.feed(reading)
             if t is not None:

@@ -33,8 +33,10 @@ from sc.contracts.messages import (
     StatusState,
     Telemetry,
     Uplink,
-    decode as decode_message,
     encode,
+)
+from sc.contracts.messages import (
+    decode as decode_message,
 )
 from sc.contracts.topics import Kind, Topic
 
@@ -93,8 +95,15 @@ class EventSink:
 
         def build(seq: int) -> tuple[str, bytes]:
             ev = Event(
-                site=self.site, gateway=self.gateway, device=device, ts=ts, seq=seq,
-                kind=t.kind, state=t.state, severity=severity, payload=t.payload,
+                site=self.site,
+                gateway=self.gateway,
+                device=device,
+                ts=ts,
+                seq=seq,
+                kind=t.kind,
+                state=t.state,
+                severity=severity,
+                payload=t.payload,
             )
             built.append(ev)
             return self.topic(Kind.EVENT, device), encode(ev)
@@ -104,7 +113,12 @@ class EventSink:
         ev = built[-1]
         log.info(
             "event device=%s kind=%s state=%s severity=%s seq=%d id=%s",
-            device, ev.kind.value, ev.state.value, ev.severity.value, ev.seq, ev.id,
+            device,
+            ev.kind.value,
+            ev.state.value,
+            ev.severity.value,
+            ev.seq,
+            ev.id,
         )
         return ev
 
@@ -155,16 +169,14 @@ class SensorService:
         for bus_cfg in self.gateway.buses:
             port = str(self._resolve(bus_cfg.port))
             self.buses[bus_cfg.id] = ModbusBus(bus_cfg, port)
-        tasks = [
-            asyncio.create_task(self._poll_bus(bus_id, stop), name=f"bus-{bus_id}")
-            for bus_id in self.buses
-        ]
+        tasks = [asyncio.create_task(self._poll_bus(bus_id, stop), name=f"bus-{bus_id}") for bus_id in self.buses]
         if any(d.transport is Transport.MQTT for d in self.devices.values()):
             tasks.append(asyncio.create_task(self._watch_expiry(stop), name="uplink-expiry"))
             tasks.append(asyncio.create_task(self._uplink_worker(), name="uplinks"))
         log.info(
             "sensor service: %d devices on %d buses, %d mqtt-native",
-            len(self.devices), len(self.buses),
+            len(self.devices),
+            len(self.buses),
             sum(d.transport is Transport.MQTT for d in self.devices.values()),
         )
         try:
@@ -253,7 +265,11 @@ class SensorService:
         dev = self.devices.get(device)
         if dev is None or dev.transport is not Transport.MQTT:
             self.counters.malformed_messages += 1
-            self.sink.outbox.dead_letter(self.sink.topic(Kind.UPLINK, device), payload, "uplink from a device not configured as mqtt-native on this gateway")
+            self.sink.outbox.dead_letter(
+                self.sink.topic(Kind.UPLINK, device),
+                payload,
+                "uplink from a device not configured as mqtt-native on this gateway",
+            )
             log.warning("uplink from unknown device=%s dead-lettered", device)
             return
         try:

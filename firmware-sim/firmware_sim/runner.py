@@ -43,8 +43,13 @@ _INPUT_REGS = 4  # function code: read input registers
 
 
 async def _serve_registers(
-    sensor: SimSensor, function_code: int, start_address: int, address: int, count: int,
-    current_registers: list[int], set_values: object,
+    sensor: SimSensor,
+    function_code: int,
+    start_address: int,
+    address: int,
+    count: int,
+    current_registers: list[int],
+    set_values: object,
 ) -> None:
     """pymodbus action: fill the register block from the model at every read."""
     if function_code == _INPUT_REGS:
@@ -113,7 +118,12 @@ class Simulator:
             sensor.raw = list(step.raw)
         elif step.clear_raw:
             sensor.raw = None
-        log.info("sim t=%.1f device=%s %s", self.now(), step.device, step.model_dump(exclude_none=True, exclude={"at", "device"}))
+        log.info(
+            "sim t=%.1f device=%s %s",
+            self.now(),
+            step.device,
+            step.model_dump(exclude_none=True, exclude={"at", "device"}),
+        )
 
     # ---------------------------------------------------------------- running
 
@@ -132,7 +142,7 @@ class Simulator:
                         continue
                     simdevices = [
                         SimDevice(
-                            id=d.unit,
+                            id=d.unit or 0,  # modbus devices always have a unit (config check)
                             simdata=(
                                 [SimData(0, values=False, datatype=DataType.BITS)],
                                 [SimData(0, values=False, datatype=DataType.BITS)],
@@ -148,8 +158,13 @@ class Simulator:
                     )
                     servers.append(server)
                     tasks.append(asyncio.create_task(server.serve_forever(), name=f"modbus-{gw.id}-{bus_cfg.id}"))
-                    log.info("sim bus %s/%s at %s with units %s", gw.id, bus_cfg.id,
-                             self.loaded.resolve(bus_cfg.port), [d.unit for d in on_bus])
+                    log.info(
+                        "sim bus %s/%s at %s with units %s",
+                        gw.id,
+                        bus_cfg.id,
+                        self.loaded.resolve(bus_cfg.port),
+                        [d.unit for d in on_bus],
+                    )
                 for dev in gw.devices:
                     if dev.transport is Transport.MQTT:
                         conn = self._mqtt_device(gw.id, dev)
@@ -162,7 +177,7 @@ class Simulator:
             for t in tasks:
                 t.cancel()
             for server in servers:
-                await server.shutdown()
+                await server.shutdown()  # type: ignore[no-untyped-call]
             await asyncio.gather(*tasks, return_exceptions=True)
             for conn in conns:
                 conn.stop()

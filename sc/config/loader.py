@@ -81,7 +81,7 @@ def _line_for(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
         if path in lines:
             return lines[path]
         path = path[:-1]
-    return lines.get((), None)
+    return lines.get(())
 
 
 def load_site_config(path: str | Path) -> LoadedConfig:

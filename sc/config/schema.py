@@ -182,22 +182,17 @@ class DeviceConfig(_Config):
     bus: Id | None = Field(default=None, description="serial bus id (modbus transport)")
     unit: int | None = Field(default=None, ge=1, le=247, description="Modbus slave address")
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
-    offline_after: int = Field(
-        default=3, ge=1, le=100, description="failed polls in a row before device_offline"
-    )
+    offline_after: int = Field(default=3, ge=1, le=100, description="failed polls in a row before device_offline")
     expire_after_s: float | None = Field(
         default=None,
         gt=0,
-        description="mqtt transport: no uplink for this long means offline "
-        "(default: 3 x poll_interval_s)",
+        description="mqtt transport: no uplink for this long means offline (default: 3 x poll_interval_s)",
     )
     bin_depth_cm: float = Field(default=100.0, gt=10, le=400, description="bin: sensor to bottom")
     rules: dict[EventKind, Threshold] = Field(
         default_factory=dict, description="override the device type's default thresholds"
     )
-    account: MqttAccount | None = Field(
-        default=None, description="mqtt transport: the device's own broker account"
-    )
+    account: MqttAccount | None = Field(default=None, description="mqtt transport: the device's own broker account")
 
     @model_validator(mode="after")
     def _transport_fields(self) -> DeviceConfig:
@@ -350,7 +345,9 @@ class SiteConfig(_Config):
             for di, dev in enumerate(gw.devices):
                 dp: KeyPath = (*gp, "devices", di)
                 if dev.id in device_ids:
-                    errors.append(((*dp, "id"), f"device id {dev.id!r} is used twice (also at {_fmt(device_ids[dev.id])})"))
+                    errors.append(
+                        ((*dp, "id"), f"device id {dev.id!r} is used twice (also at {_fmt(device_ids[dev.id])})")
+                    )
                 device_ids[dev.id] = dp
                 if dev.id == gw.id:
                     errors.append(((*dp, "id"), "a device cannot have its gateway's id"))
@@ -362,7 +359,9 @@ class SiteConfig(_Config):
                     elif dev.unit is not None:
                         key = (dev.bus, dev.unit)
                         if key in addresses:
-                            errors.append(((*dp, "unit"), f"bus {dev.bus!r} unit {dev.unit} is already {addresses[key]!r}"))
+                            errors.append(
+                                ((*dp, "unit"), f"bus {dev.bus!r} unit {dev.unit} is already {addresses[key]!r}")
+                            )
                         addresses[key] = dev.id
         gateway_ids = {g.id for g in self.gateways}
         for section in ("gates", "garages"):

@@ -191,9 +191,7 @@ class FaultPayload(_Model):
     reading: Reading | None = None
 
 
-EventPayload = Annotated[
-    AlarmPayload | ConnectivityPayload | FaultPayload, Field(discriminator="type")
-]
+EventPayload = Annotated[AlarmPayload | ConnectivityPayload | FaultPayload, Field(discriminator="type")]
 
 
 class Event(_Model):

@@ -173,7 +173,9 @@ def test_gateway_status_is_retained_with_a_last_will(site: Site) -> None:
     edge = edge_process(site, "edge", "run", "-g", "gw-b", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     col = Collector(site, client_id="c3").start()
     try:
-        assert wait_until(lambda: status_of(col, "gw-b")[-1:] and status_of(col, "gw-b")[-1].state is StatusState.ONLINE, 10)
+        assert wait_until(
+            lambda: status_of(col, "gw-b")[-1:] and status_of(col, "gw-b")[-1].state is StatusState.ONLINE, 10
+        )
         edge.send_signal(signal.SIGTERM)
         assert edge.wait(15) == 0
         assert wait_until(lambda: status_of(col, "gw-b")[-1].reason == "gateway stopped", 5)
@@ -254,6 +256,7 @@ def test_edge_killed_mid_burst_loses_nothing_after_restart(site: Site, persisten
     second = edge_process(site, *args)
     out, err = second.communicate(timeout=180)
     assert second.returncode == 0, err
+    assert "all acknowledged" in out
     assert wait_until(lambda: len({(e.device, e.seq) for e in persistent_collector.events()}) >= BURST, 60)
     assert_complete_and_ordered(persistent_collector.events(), DEVICES, BURST // DEVICES)
     assert persistent_collector.dropped() == 0

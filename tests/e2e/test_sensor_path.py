@@ -21,9 +21,11 @@ from sc.contracts.messages import (
     EventKind,
     EventState,
     Severity,
+    SmokeReading,
     Status,
     StatusState,
     Telemetry,
+    Uplink,
     decode,
     encode,
 )
@@ -89,9 +91,17 @@ def test_scenario_gives_exactly_the_expected_events(site: Site, collector: Colle
             by_device.setdefault(e.device, []).append(e.seq)
             assert e.gateway == "gw-a" and e.site == "test"
         assert {d: s for d, s in by_device.items()} == {
-            "smoke-1": [1, 2], "bin-1": [1], "smoke-2": [1, 2], "manhole-1": [1], "smoke-3": [1]
+            "smoke-1": [1, 2],
+            "bin-1": [1],
+            "smoke-2": [1, 2],
+            "manhole-1": [1],
+            "smoke-3": [1],
         }
-        alarm = next(e for e in events if e.kind is EventKind.SMOKE_ALARM and e.state is EventState.RAISED and e.device == "smoke-1")
+        alarm = next(
+            e
+            for e in events
+            if e.kind is EventKind.SMOKE_ALARM and e.state is EventState.RAISED and e.device == "smoke-1"
+        )
         assert alarm.severity is Severity.CRITICAL
         assert alarm.payload.type == "alarm" and alarm.payload.value == 12.0 and alarm.payload.threshold == 8.0
         assert len({e.id for e in events}) == len(events)
@@ -160,7 +170,9 @@ def _client(site: Site, user: str) -> paho.Client:
     return c
 
 
-def test_malformed_uplinks_and_commands_are_dead_lettered_with_reason(site: Site, collector: Collector, tmp_path: Path) -> None:
+def test_malformed_uplinks_and_commands_are_dead_lettered_with_reason(
+    site: Site, collector: Collector, tmp_path: Path
+) -> None:
     sim = run_sim(site, [], duration=60)
     edge = EdgeThread(site.loaded, "gw-a").start()
     device = _client(site, "manhole-1")
@@ -170,7 +182,15 @@ def test_malformed_uplinks_and_commands_are_dead_lettered_with_reason(site: Site
         assert wait_until(lambda: edge.app.conn.connected, 10)
         uplink = str(Topic("test", "gw-a", Kind.UPLINK, "manhole-1"))
         device.publish(uplink, b"\x00\xff not json", qos=1).wait_for_publish(5)
-        device.publish(uplink, b'{"v": 1, "reading": {"type": "smoke", "smoke_density": 1, "temperature_c": 20, "battery_pct": 90, "alarm": false, "fault": false}}', qos=1).wait_for_publish(5)
+        device.publish(
+            uplink,
+            encode(
+                Uplink(
+                    reading=SmokeReading(smoke_density=1, temperature_c=20, battery_pct=90, alarm=False, fault=False)
+                )
+            ),
+            qos=1,
+        ).wait_for_publish(5)
         device.publish(uplink, b"{" + b" " * 70_000 + b"}", qos=1).wait_for_publish(5)
         cmd_topic = str(Topic("test", "gw-a", Kind.CMD, "smoke-1"))
         cloud.publish(cmd_topic, b'{"name": "self_destruct"}', qos=1).wait_for_publish(5)

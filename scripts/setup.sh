@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh Debian/Ubuntu machine: system packages
+# (Mosquitto, InfluxDB 1.x for the tests), a virtualenv in .venv and the
+# project with all its extras. Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+need=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+have mosquitto || need+=(mosquitto)
+have mosquitto_sub || need+=(mosquitto-clients)
+have influxd || need+=(influxdb)
+"$PY" -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "setup: missing ${need[*]} and not root (no sudo): install them with apt-get, then run this again" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+"$PY" - <<'PYCHECK'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"setup: Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
+PYCHECK
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing the project and its extras into .venv (edge, sim, dev)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[edge,sim,dev]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/sc --help)"

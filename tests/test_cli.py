@@ -1,0 +1,71 @@
+"""The command line explains itself and fails with actionable messages."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from harness import REPO, sc_command
+
+EXAMPLE = REPO / "configs" / "site.example.yaml"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(sc_command(*args), capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
+def test_help_lists_every_daemon() -> None:
+    r = run("--help")
+    assert r.returncode == 0
+    for word in ("edge", "sim", "broker", "monitor", "demo", "validate-config"):
+        assert word in r.stdout
+    r = run("edge", "run", "--help")
+    assert r.returncode == 0 and "--gateway" in r.stdout and "--config" in r.stdout
+
+
+def test_validate_config_accepts_the_example() -> None:
+    r = run("validate-config", str(EXAMPLE))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == (
+        f"{EXAMPLE}: OK - site 'demo': 2 communities, 5 gateways, 10 devices, 2 gates, 1 garages"
+    )
+
+
+def test_validate_config_points_at_the_line(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("unit: 2, poll_interval_s: 2}", "unit: 1, poll_interval_s: 2}")
+    bad = tmp_path / "site.yaml"
+    bad.write_text(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "smoke-hp-b1-u2" in ln and "unit: 1" in ln)
+    r = run("validate-config", str(bad))
+    assert r.returncode == 2
+    assert (
+        f"{bad}:{line}: gateways[0].devices[1].unit: bus 'rs485-1' unit 1 is already 'smoke-hp-b1-u1'" in r.stderr
+    )
+
+
+def test_edge_run_with_an_unknown_gateway_says_which_exist() -> None:
+    r = run("edge", "run", "--config", str(EXAMPLE), "--gateway", "gw-nope")
+    assert r.returncode == 3
+    assert "no gateway 'gw-nope' in the site config (known: gw-heping-sensors," in r.stderr
+
+
+def test_broker_provision_writes_accounts_and_acl(tmp_path: Path) -> None:
+    cfg_dir = tmp_path / "configs"
+    cfg_dir.mkdir()
+    cfg = cfg_dir / "site.yaml"
+    cfg.write_text(EXAMPLE.read_text())
+    r = run("broker", "provision", "--config", str(cfg), "--out", str(tmp_path / "broker"), "--port", "18830")
+    assert r.returncode == 0, r.stderr
+    secret = tmp_path / "run" / "secrets" / "gw-heping-sensors.secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    acl = (tmp_path / "broker" / "acl").read_text()
+    assert "user gw-heping-sensors\ntopic write sc/v1/demo/gw-heping-sensors/status/#\n" in acl
+    assert "user manhole-hp-road-1\ntopic write sc/v1/demo/gw-heping-sensors/uplink/manhole-hp-road-1\n" in acl
+    passwd = (tmp_path / "broker" / "passwd").read_text().splitlines()
+    assert len(passwd) == 8 and all(":$7$101$" in ln for ln in passwd)
+    conf = (tmp_path / "broker" / "mosquitto.conf").read_text()
+    assert "listener 18830 127.0.0.1" in conf and "max_queued_messages 0" in conf and "allow_anonymous false" in conf
+    # a second run keeps the passwords
+    before = secret.read_text()
+    assert run("broker", "provision", "--config", str(cfg), "--out", str(tmp_path / "broker")).returncode == 0
+    assert secret.read_text() == before
