@@ -288,3 +288,94 @@ __all__ = [
     "sc_command",
     "wait_until",
 ]
+
+
+class TcpProxy:
+    """A TCP forwarder between a client and the broker that can cut or black-hole the network.
+
+    * ``cut()`` - close every connection and refuse new ones (a cable pulled at the switch)
+    * ``blackhole()`` - keep connections open but drop every byte (a dead link nobody notices)
+    * ``heal()`` - forward normally again
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self.upstream_port = upstream_port
+        self._srv = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._srv.getsockname()[1])
+        self.mode = "ok"
+        self._conns: list[Any] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        self._srv.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.mode != "ok":
+                client.close()
+                continue
+            try:
+                up = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, up]
+            for a, b in ((client, up), (up, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self.mode == "ok":
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.mode = "cut"
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def blackhole(self) -> None:
+        self.mode = "blackhole"
+
+    def heal(self) -> None:
+        if self.mode == "blackhole":  # the old connections are dead to both ends: drop them
+            self.cut()
+        self.mode = "ok"
+
+    def close(self) -> None:
+        self._stop.set()
+        self.cut()
+        self._srv.close()
+
+
+def via_proxy(loaded: LoadedConfig, port: int) -> LoadedConfig:
+    """The same site config, with the broker reached through ``port``."""
+    site = loaded.site.model_copy(update={"broker": loaded.site.broker.model_copy(update={"port": port})})
+    return LoadedConfig(site=site, path=loaded.path)
