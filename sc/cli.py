@@ -61,12 +61,22 @@ def broker_provision(
     config: ConfigOpt = DEFAULT_CONFIG,
     out: Annotated[Path, typer.Option(help="folder for passwd, acl and mosquitto.conf")] = Path("run/broker"),
     port: Annotated[int | None, typer.Option(help="listener port (default: the config's broker port)")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="TLS: CA certificate (PEM)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS: the broker's certificate (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS: the broker's private key (PEM)")] = None,
 ) -> None:
     """Create missing account passwords and write Mosquitto's passwd, acl and conf."""
     setup_logging()
-    from sc.broker import provision
+    from sc.broker import ServerTls, provision
 
-    files = provision(_load(config), out, port=port)
+    tls_files = (tls_ca, tls_cert, tls_key)
+    if any(tls_files) and not all(tls_files):
+        typer.echo("TLS needs all three of --tls-ca, --tls-cert and --tls-key", err=True)
+        raise typer.Exit(2)
+    tls = (
+        ServerTls(tls_ca.resolve(), tls_cert.resolve(), tls_key.resolve()) if tls_ca and tls_cert and tls_key else None
+    )
+    files = provision(_load(config), out, port=port, tls=tls)
     typer.echo(f"wrote {files.passwd}, {files.acl}, {files.conf} for {len(files.accounts)} accounts")
     typer.echo(f"start the broker with: mosquitto -c {files.conf}")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sc.config.loader import LoadedConfig
 
-from .broker import BrokerFiles, provision
+from .broker import BrokerFiles, ServerTls, provision
 
 __all__ = ["MosquittoError", "MosquittoProcess", "free_port", "wait_port"]
 
@@ -44,7 +44,9 @@ def wait_port(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
 
 
 class MosquittoProcess:
-    def __init__(self, loaded: LoadedConfig, workdir: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, workdir: Path, *, port: int | None = None, tls: ServerTls | None = None
+    ) -> None:
         exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
         if exe is None:
             raise MosquittoError("mosquitto is not installed: sudo apt-get install mosquitto")
@@ -58,6 +60,7 @@ class MosquittoProcess:
             port=self.port,
             persistence_dir=workdir / "data",
             run_as="root" if os.geteuid() == 0 else None,
+            tls=tls,
         )
         # log to a file so a test can read why a client was refused
         with self.files.conf.open("a") as f:

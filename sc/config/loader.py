@@ -121,4 +121,20 @@ def load_site_config(path: str | Path) -> LoadedConfig:
     ref = site.reference_errors()
     if ref:
         raise ConfigError(p, [(_line_for(path_, lines), f"{_fmt(path_)}: {msg}") for path_, msg in ref])
+    tls = site.broker.tls
+    if tls is not None:  # TLS files are read by the MQTT library: make them absolute now
+        base = p.resolve().parent
+        resolved = tls.model_copy(
+            update={
+                k: resolve_path(base, v)
+                for k, v in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file))
+                if v is not None
+            }
+        )
+        missing = [str(f) for f in (resolved.ca_file, resolved.cert_file, resolved.key_file) if f and not f.exists()]
+        if missing:
+            raise ConfigError(
+                p, [(_line_for(("broker", "tls"), lines), f"broker.tls: no such file {', '.join(missing)}")]
+            )
+        site = site.model_copy(update={"broker": site.broker.model_copy(update={"tls": resolved})})
     return LoadedConfig(site=site, path=p.resolve())
