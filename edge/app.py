@@ -306,7 +306,8 @@ class EdgeApp:
         connected = self.conn.connected
         return {
             "gateway": self.gw.id,
-            "healthy": connected and not self.outbox.near_full,
+            "healthy": connected and not self.outbox.near_full and not self.sensors.dead_workers,
+            "dead_workers": list(self.sensors.dead_workers),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "mqtt": {"connected": connected, "connects": self.conn.connects, "disconnects": self.conn.disconnects},
             "outbox": {

@@ -78,6 +78,16 @@ class Forwarder:
             self.acknowledged += len(acked)
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception:  # a disk or library error must not silently end forwarding
+                self.errors += 1
+                log.exception("forwarder: unexpected error; carrying on in 1 s")
+                self._stop.wait(1.0)
+        log.info("forwarder stopped: sent=%d acknowledged=%d inflight=%d", self.sent, self.acknowledged, self.inflight)
+
+    def _loop(self) -> None:
         assert self.conn is not None, "attach() a connection before start()"
         last_flush = time.monotonic()
         while not self._stop.is_set():
@@ -111,4 +121,3 @@ class Forwarder:
                     break
                 self._last_sent[row.stream] = row.id
                 self.sent += 1
-        log.info("forwarder stopped: sent=%d acknowledged=%d inflight=%d", self.sent, self.acknowledged, self.inflight)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from sc.contracts.messages import (
 from sc.contracts.topics import Kind, Topic
 
 from ..outbox import Outbox, OutboxFullError
+from ..supervise import supervise
 from .detect import DeviceMonitor, Transition
 
 __all__ = ["Counters", "EventSink", "SensorService"]
@@ -159,6 +161,7 @@ class SensorService:
         self._device_locks: dict[str, asyncio.Lock] = {}
         self._status_sent: dict[str, bool] = {}
         self._uplinks: asyncio.Queue[tuple[str, Reading]] = asyncio.Queue(maxsize=1000)
+        self.dead_workers: list[str] = []
 
     # ---------------------------------------------------------------- running
 
@@ -169,10 +172,16 @@ class SensorService:
         for bus_cfg in self.gateway.buses:
             port = str(self._resolve(bus_cfg.port))
             self.buses[bus_cfg.id] = ModbusBus(bus_cfg, port)
-        tasks = [asyncio.create_task(self._poll_bus(bus_id, stop), name=f"bus-{bus_id}") for bus_id in self.buses]
+        workers: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+            (f"bus-{bus_id}", partial(self._poll_bus, bus_id, stop)) for bus_id in self.buses
+        ]
         if any(d.transport is Transport.MQTT for d in self.devices.values()):
-            tasks.append(asyncio.create_task(self._watch_expiry(stop), name="uplink-expiry"))
-            tasks.append(asyncio.create_task(self._uplink_worker(), name="uplinks"))
+            workers.append(("uplink-expiry", partial(self._watch_expiry, stop)))
+            workers.append(("uplinks", self._uplink_worker))
+        tasks = [
+            asyncio.create_task(supervise(name, factory, stop, on_give_up=self.dead_workers.append), name=name)
+            for name, factory in workers
+        ]
         log.info(
             "sensor service: %d devices on %d buses, %d mqtt-native",
             len(self.devices),
