@@ -153,10 +153,10 @@ def sim_run(
     loaded = _load(config)
     try:
         sc_ = load_scenario(scenario) if scenario else None
+        sim = Simulator(loaded, gateways=gateway, scenario=sc_, speed=speed)
     except ScenarioError as exc:
         typer.echo(f"scenario error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    sim = Simulator(loaded, gateways=gateway, scenario=sc_, speed=speed)
 
     async def go() -> None:
         stop = asyncio.Event()

@@ -38,9 +38,7 @@ def test_validate_config_points_at_the_line(tmp_path: Path) -> None:
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "smoke-hp-b1-u2" in ln and "unit: 1" in ln)
     r = run("validate-config", str(bad))
     assert r.returncode == 2
-    assert (
-        f"{bad}:{line}: gateways[0].devices[1].unit: bus 'rs485-1' unit 1 is already 'smoke-hp-b1-u1'" in r.stderr
-    )
+    assert f"{bad}:{line}: gateways[0].devices[1].unit: bus 'rs485-1' unit 1 is already 'smoke-hp-b1-u1'" in r.stderr
 
 
 def test_edge_run_with_an_unknown_gateway_says_which_exist() -> None:
@@ -69,3 +67,38 @@ def test_broker_provision_writes_accounts_and_acl(tmp_path: Path) -> None:
     before = secret.read_text()
     assert run("broker", "provision", "--config", str(cfg), "--out", str(tmp_path / "broker")).returncode == 0
     assert secret.read_text() == before
+
+
+def test_sim_run_plays_a_scenario_and_ends(tmp_path: Path) -> None:
+    cfg = tmp_path / "configs" / "site.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text(EXAMPLE.read_text())
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "name: short\nduration_s: 1\nsteps:\n  - {at: 0.2, device: smoke-al-b1-u1, set: {smoke_density: 9}}\n"
+    )
+    r = run("sim", "run", "--config", str(cfg), "--gateway", "gw-anle-sensors", "--scenario", str(scenario))
+    assert r.returncode == 0, r.stderr
+    assert "sim t=0.2 device=smoke-al-b1-u1 {'set': {'smoke_density': 9.0}}" in r.stderr
+    assert "sim scenario 'short' finished" in r.stderr
+    assert not (tmp_path / "run" / "tty" / "gw-anle-sensors.rs485-1").exists(), "the serial link is removed at exit"
+    # a device the chosen gateway does not have, or a field its type does not have: refused, with the step
+    scenario.write_text("steps:\n  - {at: 0.2, device: smoke-hp-b1-u1, set: {smoke_density: 9}}\n")
+    r = run("sim", "run", "--config", str(cfg), "--gateway", "gw-anle-sensors", "--scenario", str(scenario))
+    assert r.returncode == 2
+    assert "steps.0: scenario names device 'smoke-hp-b1-u1', which the simulated gateways (gw-anle-sensors)" in r.stderr
+    scenario.write_text("steps:\n  - {at: 0.2, device: smoke-al-b1-u1, set: {fill_pct: 9}}\n")
+    r = run("sim", "run", "--config", str(cfg), "--gateway", "gw-anle-sensors", "--scenario", str(scenario))
+    assert r.returncode == 2
+    assert "steps.0: a smoke has no field fill_pct" in r.stderr
+
+
+def test_sim_run_refuses_a_bad_scenario(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("steps:\n  - {at: 1, device: smoke-1, set: {smoke_density: 9}, fault: silent}\n")
+    r = run("sim", "run", "--config", str(EXAMPLE), "--scenario", str(scenario))
+    assert r.returncode == 2
+    assert (
+        f"scenario error: {scenario}: steps.0: Value error, each step does exactly one of: set, ramp, fault, raw"
+        in r.stderr
+    )

@@ -30,9 +30,9 @@ from sc.contracts.messages import Uplink, encode
 from sc.contracts.topics import Kind, Topic
 from sc.mqtt import MqttConnection, MqttCredentials
 
-from .models import SimSensor
+from .models import DEFAULTS, SimSensor
 from .ptybus import Fault, PtyBus
-from .scenario import Scenario, Step
+from .scenario import Scenario, ScenarioError, Step
 
 __all__ = ["Simulator", "SimulatorThread"]
 
@@ -88,6 +88,24 @@ class Simulator:
                 self.device_gateway[dev.id] = gw.id
         self.ready = threading.Event()
         self._t0 = 0.0
+        self._check_scenario()
+
+    def _check_scenario(self) -> None:
+        """Refuse a scenario that names devices or fields these gateways do not have."""
+        for i, step in enumerate(self.scenario.steps):
+            dev = self.device_cfg.get(step.device)
+            if dev is None:
+                raise ScenarioError(
+                    f"steps.{i}: scenario names device {step.device!r}, which the simulated gateways "
+                    f"({', '.join(g.id for g in self.gateways)}) do not have"
+                )
+            fields = set(step.set or {}) | set(step.ramp or {})
+            unknown = fields - set(DEFAULTS[dev.type])
+            if unknown:
+                raise ScenarioError(
+                    f"steps.{i}: a {dev.type.value} has no field {', '.join(sorted(unknown))} "
+                    f"(it has {', '.join(DEFAULTS[dev.type])})"
+                )
 
     # ---------------------------------------------------------------- control
 
@@ -122,7 +140,7 @@ class Simulator:
             "sim t=%.1f device=%s %s",
             self.now(),
             step.device,
-            step.model_dump(exclude_none=True, exclude={"at", "device"}),
+            step.model_dump(exclude_defaults=True, exclude={"at", "device"}),
         )
 
     # ---------------------------------------------------------------- running
