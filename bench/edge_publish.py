@@ -3,12 +3,13 @@
 broker, and event-created-to-arrived latency, side by side in one run with a
 bare paho publisher as the baseline.
 
-    .venv/bin/python bench/edge_publish.py [--count 20000] [--latency-count 2000] [--rate 500]
+    .venv/bin/python bench/edge_publish.py [--count 20000] [--rounds 3] [--latency-count 2000] [--rate 500]
 
 Everything runs on this machine: the script provisions a private Mosquitto
 from a copy of configs/site.example.yaml (as the tests do), connects a
 subscriber with the cloud account (``sc/v1/demo/#``, QoS 1) in this process,
-and measures three publishers, one after the other, on the same broker:
+and measures three publishers on the same broker, one after the other, in
+``--rounds`` rounds (rotating order; medians reported):
 
 * ``baseline``    bare paho-mqtt 2.x client (gateway account, MQTT 3.1.1),
                   pre-encoded Event JSON, QoS 1, no disk;
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -95,7 +97,7 @@ class Subscriber:
     def __init__(self, loaded: LoadedConfig) -> None:
         acct = loaded.site.cloud_account
         assert acct is not None, "the site config has no cloud_account"
-        self.arrivals: list[tuple[float, bytes]] = []
+        self.arrivals: list[tuple[float, bytes | bytearray]] = []
         self._subscribed = threading.Event()
         self._connected = threading.Event()
         c = paho.Client(
@@ -110,14 +112,14 @@ class Subscriber:
         self._client = c
         self._host, self._port = loaded.site.broker.host, loaded.site.broker.port
 
-    def _on_connect(self, client, userdata, flags, reason, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
             log.error("subscriber refused: %s", reason)
             return
         self._connected.set()
         client.subscribe(SUBSCRIPTION, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         t = time.perf_counter()
         if "/event/" in msg.topic:
             self.arrivals.append((t, msg.payload))
@@ -210,7 +212,7 @@ class BarePublisher:
         if not self._connected.wait(10):
             raise SystemExit("bare publisher: not connected within 10 s")
 
-    def _on_publish(self, client, userdata, mid, reason, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         with self._lock:
             self.acked += 1
             if self.acked >= self._target:
@@ -314,27 +316,31 @@ def percentile(xs: list[float], p: float) -> float:
 
 
 def collect(sub: Subscriber, start_index: int, batch: Batch, timeout: float) -> tuple[dict[str, float], int, int]:
-    """Wait until every id of ``batch`` arrived; returns id -> first arrival time, lost, duplicates."""
+    """Wait until every id of ``batch`` arrived; returns id -> first arrival time, lost, duplicates.
+
+    Parsing is deferred until enough messages have arrived (or the timeout), so
+    this thread does not compete for the GIL with the threads being measured.
+    """
     first: dict[str, float] = {}
-    seen = 0
     dup = 0
     i = start_index
     deadline = time.monotonic() + timeout
     while True:
+        need = len(batch.ids) - len(first)
+        while len(sub.arrivals) - i < need and time.monotonic() < deadline:
+            time.sleep(0.02)
         n = len(sub.arrivals)
         for t, payload in sub.arrivals[i:n]:
             eid = json.loads(payload)["id"]
             if eid not in batch.ids:
                 continue  # another phase's straggler
-            seen += 1
             if eid in first:
                 dup += 1
             else:
                 first[eid] = t
         i = n
-        if len(first) == len(batch.ids) or time.monotonic() > deadline:
+        if len(first) == len(batch.ids) or time.monotonic() >= deadline:
             break
-        time.sleep(0.02)
     return first, len(batch.ids) - len(first), dup
 
 
@@ -377,7 +383,9 @@ def throughput_edge(pipe: Pipeline, sub: Subscriber, batch: Batch, timeout: floa
     return Throughput(batch.name, len(batch.order), t_write, t_acked, delivered, t_drained, lost, dup)
 
 
-def paced(batch: Batch, rate: float, send: Callable[[str, int, str], None]) -> tuple[dict[str, float], list[float], float]:
+def paced(
+    batch: Batch, rate: float, send: Callable[[str, int, str], None]
+) -> tuple[dict[str, float], list[float], float]:
     """Call ``send`` for each event at ``rate``/s; returns id -> t0, per-call durations (ms), seconds."""
     t0s: dict[str, float] = {}
     write_ms: list[float] = []
@@ -438,7 +446,7 @@ def plot(lat: list[Latency], path: Path, rate: float) -> None:
     if not allms:
         return
     lo, hi = max(min(allms), 0.01), max(allms)
-    bins = np.logspace(np.log10(lo), np.log10(hi * 1.01), 80)
+    bins = list(np.logspace(np.log10(lo), np.log10(hi * 1.01), 80))
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
     colors = {"baseline": "tab:gray", "edge-full": "tab:red", "edge-normal": "tab:blue"}
     for r in lat:
@@ -459,43 +467,78 @@ def plot(lat: list[Latency], path: Path, rate: float) -> None:
     plt.close(fig)
 
 
+VARIANTS = ("baseline", "edge-full", "edge-normal")
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def report(tp: list[Throughput], lat: list[Latency], args: argparse.Namespace, rounds: int) -> None:
+    by = {v: [r for r in tp if r.name == v] for v in VARIANTS}
+    base = by["baseline"]
+    print()
+    print(f"Throughput: {args.count} events per phase x {rounds} round(s), QoS 1; "
+          "events/s = events / seconds until the broker acknowledged the last one")
+    print(f"{'':12} {'events/s':>9} {'min-max':>13} {'ours/base':>9} {'acked s':>8} {'written s':>9} "
+          f"{'delivered s':>11} {'drained s':>9} {'lost':>5} {'dup':>4}")
+    for v in VARIANTS:
+        rs = by[v]
+        rates = [r.rate for r in rs]
+        ratio = med([r.rate / b.rate for r, b in zip(rs, base, strict=True)])
+        print(f"{v:12} {med(rates):9.0f} {f'{min(rates):.0f}-{max(rates):.0f}':>13} {ratio:9.2f} "
+              f"{med([r.acked_s for r in rs]):8.2f} {med([r.write_s for r in rs]):9.2f} "
+              f"{fmt(med([r.delivered_s for r in rs])):>11} {fmt(med([r.drained_s for r in rs])):>9} "
+              f"{sum(r.lost for r in rs):5d} {sum(r.duplicates for r in rs):4d}")
+    pooled = {
+        v: Latency(
+            v,
+            [x for r in lat if r.name == v for x in r.ms],
+            [x for r in lat if r.name == v for x in r.write_ms],
+            sum(r.seconds for r in lat if r.name == v),
+            sum(r.lost for r in lat if r.name == v),
+            sum(r.duplicates for r in lat if r.name == v),
+        )
+        for v in VARIANTS
+    }
+    bl = pooled["baseline"]
+    print()
+    print(f"Latency: {len(bl.ms)} events per variant, one at a time at {args.rate:.0f}/s, "
+          "event created -> arrived at the subscriber (ms)")
+    print(f"{'':12} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'mean':>7} {'p50 x':>6} {'p99 x':>6} "
+          f"{'write p50':>9} {'write p99':>9} {'lost':>5}")
+    for v in VARIANTS:
+        r = pooled[v]
+        print(f"{v:12} {r.pct(50):7.2f} {r.pct(95):7.2f} {r.pct(99):7.2f} {max(r.ms, default=float('nan')):7.2f} "
+              f"{statistics.fmean(r.ms) if r.ms else float('nan'):7.2f} "
+              f"{r.pct(50) / bl.pct(50):6.2f} {r.pct(99) / bl.pct(99):6.2f} "
+              f"{percentile(r.write_ms, 50):9.3f} {percentile(r.write_ms, 99):9.3f} {r.lost:5d}")
+    print()
+    print("events/s: median over rounds; ours/base: median of the per-round ratios to the bare paho baseline.")
+    print("written: until the last event was in the outbox (edge) / handed to paho (baseline); delivered: until")
+    print("the subscriber had the last one; drained: until the outbox was empty again. p50 x, p99 x: ratio to")
+    print("the baseline; write: time inside put_event (edge) / publish() (baseline), ms.")
+    return None
+
+
 def fmt(x: float, nd: int = 2) -> str:
     return "-" if x != x else f"{x:.{nd}f}"  # nan -> "-"
-
-
-def report(tp: list[Throughput], lat: list[Latency], args: argparse.Namespace) -> None:
-    base_tp = next(r for r in tp if r.name == "baseline")
-    base_lat = next(r for r in lat if r.name == "baseline")
-    print()
-    print(f"Throughput: {args.count} events, QoS 1, events/s until the broker acknowledged all")
-    print(f"{'':12} {'events/s':>9} {'acked s':>8} {'written s':>9} {'delivered s':>11} {'drained s':>9} "
-          f"{'lost':>5} {'dup':>4} {'ours/base':>9}")
-    for r in tp:
-        print(f"{r.name:12} {r.rate:9.0f} {r.acked_s:8.2f} {r.write_s:9.2f} {fmt(r.delivered_s):>11} "
-              f"{fmt(r.drained_s):>9} {r.lost:5d} {r.duplicates:4d} {r.rate / base_tp.rate:9.2f}")
-    print()
-    print(f"Latency: {args.latency_count} events one at a time at {args.rate:.0f}/s, created -> arrived (ms)")
-    print(f"{'':12} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'mean':>7} {'write p50':>9} {'write p99':>9} "
-          f"{'lost':>5} {'p50 x':>6} {'p99 x':>6}")
-    for r in lat:
-        print(f"{r.name:12} {r.pct(50):7.2f} {r.pct(95):7.2f} {r.pct(99):7.2f} {max(r.ms, default=float('nan')):7.2f} "
-              f"{statistics.fmean(r.ms) if r.ms else float('nan'):7.2f} "
-              f"{percentile(r.write_ms, 50):9.3f} {percentile(r.write_ms, 99):9.3f} {r.lost:5d} "
-              f"{r.pct(50) / base_lat.pct(50):6.2f} {r.pct(99) / base_lat.pct(99):6.2f}")
-    print()
-    print("ours/base, p50 x, p99 x: ratio to the bare paho baseline; write: time inside the outbox")
-    print("write (edge) or publish() call (baseline); delivered/drained: seconds from the first event until")
-    print("the subscriber had the last one / the outbox was empty again.")
 
 
 # --------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--count", type=int, default=20000, help="events per throughput phase (default 20000)")
-    ap.add_argument("--latency-count", type=int, default=2000, help="events per latency phase (default 2000)")
-    ap.add_argument("--rate", type=float, default=500.0, help="paced rate of the latency phases, events/s (default 500)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="throughput rounds; each runs all three variants, in rotating order (default 3)")
+    ap.add_argument("--latency-count", type=int, default=2000,
+                    help="latency events per variant, split over the rounds (default 2000)")
+    ap.add_argument("--rate", type=float, default=500.0,
+                    help="paced rate of the latency phases, events/s (default 500)")
     ap.add_argument("--devices", type=int, default=10, help="devices the events are spread over (default 10)")
     ap.add_argument("--baseline-inflight", type=int, default=None,
                     help="paho max in-flight for the baseline (default: the gateway's outbox window, 500)")
@@ -506,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (config, broker log, outboxes)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.count < 1 or args.rounds < 1 or args.latency_count < args.rounds or args.rate <= 0:
+        ap.error("--count, --rounds, --rate must be positive and --latency-count at least --rounds")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -513,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="edge-publish-bench-"))
     broker: MosquittoProcess | None = None
     sub: Subscriber | None = None
+    pub: BarePublisher | None = None
     try:
         loaded, port = make_site(tmp)
         broker = MosquittoProcess(loaded, tmp / "broker", port=port).start()
@@ -520,71 +566,63 @@ def main(argv: list[str] | None = None) -> int:
         inflight = args.baseline_inflight or gw.outbox.window
         m = machine()
         print(f"edge_publish: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('ram', '?')}, "
-              f"Python {m['python']}, mosquitto on 127.0.0.1:{port}, tmp {tmp}")
-        print(f"  gateway {GATEWAY}: outbox window {gw.outbox.window}; baseline paho max_inflight {inflight}")
+              f"Python {m['python']}, mosquitto on 127.0.0.1:{port}")
+        print(f"  gateway {GATEWAY}: outbox window {gw.outbox.window}; baseline paho max_inflight {inflight}; "
+              f"{args.rounds} round(s) of {args.count} events per variant")
         sub = Subscriber(loaded)
         sub.start()
+        pub = BarePublisher(loaded, inflight)
+        throughput_baseline(pub, sub, make_batch(loaded, "warmup", 500, 1), args.timeout)  # warm broker + subscriber
 
-        t = time.perf_counter()
-        batches = {
-            name: (make_batch(loaded, f"tp-{name}", args.count, args.devices),
-                   make_batch(loaded, f"lat-{name}", args.latency_count, args.devices))
-            for name in ("base", "full", "normal")
-        }
-        print(f"  pre-encoded {sum(len(a.order) + len(b.order) for a, b in batches.values())} events "
-              f"in {time.perf_counter() - t:.2f} s")
-
+        lat_per_round = [args.latency_count // args.rounds + (1 if i < args.latency_count % args.rounds else 0)
+                         for i in range(args.rounds)]
         tp: list[Throughput] = []
         lat: list[Latency] = []
+        for rnd in range(args.rounds):
+            order = VARIANTS[rnd % 3:] + VARIANTS[: rnd % 3]  # rotate so no variant always goes first
+            for v in order:
+                short = v.removeprefix("edge-")[:4]
+                tb = make_batch(loaded, f"tp{rnd}-{short}", args.count, args.devices)
+                lb = make_batch(loaded, f"lat{rnd}-{short}", lat_per_round[rnd], args.devices)
+                if v == "baseline":
+                    r = throughput_baseline(pub, sub, tb, args.timeout)
 
-        # ---- (a) baseline
-        pub = BarePublisher(loaded, inflight)
-        warm = make_batch(loaded, "warmup", 500, 1)
-        throughput_baseline(pub, sub, warm, args.timeout)  # warm the broker and the subscriber
-        r = throughput_baseline(pub, sub, batches["base"][0], args.timeout)
-        r.name = "baseline"
-        tp.append(r)
-        print(f"  baseline    throughput {r.rate:8.0f} events/s")
-        lb = batches["base"][1]
+                    def bare_send(d: str, seq: int, eid: str, lb: Batch = lb) -> None:
+                        pub.client.publish(lb.topic[d], lb.payload[(d, seq)], qos=1)
 
-        def bare_send(d: str, seq: int, eid: str) -> None:
-            pub.client.publish(lb.topic[d], lb.payload[(d, seq)], qos=1)
+                    lr = latency_run(v, sub, lb, args.rate, bare_send, args.timeout)
+                else:
+                    sync = v.removeprefix("edge-")
+                    pipe = open_edge(loaded, tmp, sync, f"{v}-tp{rnd}")
+                    try:
+                        r = throughput_edge(pipe, sub, tb, args.timeout)
+                    finally:
+                        close_edge(pipe)
+                    pipe = open_edge(loaded, tmp, sync, f"{v}-lat{rnd}")
+                    try:
+                        put = pipe.outbox.put_event
 
-        lat.append(latency_run("baseline", sub, lb, args.rate, bare_send, args.timeout))
-        print(f"  baseline    latency p50 {lat[-1].pct(50):.2f} ms p99 {lat[-1].pct(99):.2f} ms")
-        pub.stop()
+                        def edge_send(d: str, seq: int, eid: str, put: Any = put, lb: Batch = lb) -> None:
+                            put(d, builder(lb, d, seq))
 
-        # ---- (b), (c) the edge path
-        for key, sync in (("full", "full"), ("normal", "normal")):
-            name = f"edge-{key}"
-            tb, lb2 = batches[key]
-            pipe = open_edge(loaded, tmp, sync, f"{name}-tp")
-            try:
-                r = throughput_edge(pipe, sub, tb, args.timeout)
-            finally:
-                close_edge(pipe)
-            r.name = name
-            tp.append(r)
-            print(f"  {name:11} throughput {r.rate:8.0f} events/s")
-            pipe = open_edge(loaded, tmp, sync, f"{name}-lat")
-            try:
-                put = pipe.outbox.put_event
+                        lr = latency_run(v, sub, lb, args.rate, edge_send, args.timeout)
+                    finally:
+                        close_edge(pipe)
+                r.name = v
+                tp.append(r)
+                lat.append(lr)
+                print(f"  round {rnd + 1} {v:11}  {r.rate:7.0f} events/s   latency p50 {lr.pct(50):5.2f} ms  "
+                      f"p99 {lr.pct(99):6.2f} ms   lost {r.lost + lr.lost}", flush=True)
 
-                def edge_send(d: str, seq: int, eid: str, put=put, lb2=lb2) -> None:  # noqa: ANN001
-                    put(d, builder(lb2, d, seq))
-
-                lat.append(latency_run(name, sub, lb2, args.rate, edge_send, args.timeout))
-            finally:
-                close_edge(pipe)
-            print(f"  {name:11} latency p50 {lat[-1].pct(50):.2f} ms p99 {lat[-1].pct(99):.2f} ms")
-
-        report(tp, lat, args)
+        report(tp, lat, args, args.rounds)
         if not args.no_plot:
-            plot(lat, args.plot, args.rate)
+            pooled = [Latency(v, [x for r in lat if r.name == v for x in r.ms], [], 0.0) for v in VARIANTS]
+            plot(pooled, args.plot, args.rate)
             print(f"latency histogram: {args.plot}")
         print(f"total wall time {time.perf_counter() - wall:.1f} s")
 
-        lost = [(r.name, "throughput", r.lost) for r in tp if r.lost] + [(r.name, "latency", r.lost) for r in lat if r.lost]
+        lost = [(r.name, "throughput", r.lost) for r in tp if r.lost]
+        lost += [(r.name, "latency", r.lost) for r in lat if r.lost]
         if lost:
             for name, phase, n in lost:
                 print(f"LOSS: {name} {phase} phase: {n} events never reached the subscriber", file=sys.stderr)
@@ -592,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no loss: the subscriber received every event id of every phase")
         return 0
     finally:
+        if pub is not None:
+            pub.stop()
         if sub is not None:
             sub.stop()
         if broker is not None:

@@ -60,6 +60,7 @@ def bin_fill_pct(distance_cm: float, depth_cm: float) -> float:
 
 
 def decode(device_type: DeviceType, regs: Sequence[int], *, bin_depth_cm: float = 100.0) -> AnyReading:
+    device_type = DeviceType(device_type)
     if len(regs) != REGISTER_COUNT:
         raise DecodeError(f"expected {REGISTER_COUNT} registers, got {len(regs)}")
     if any(not 0 <= r <= 0xFFFF for r in regs):

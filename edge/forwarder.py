@@ -101,12 +101,12 @@ class Forwarder:
                 with self._lock:
                     self._room.wait(0.05)
                 continue
+            seen = self.outbox.writes
             rows = self.outbox.fetch(Stream.EVENT, self._last_sent[Stream.EVENT], room)
             if len(rows) < room:
                 rows += self.outbox.fetch(Stream.TELEMETRY, self._last_sent[Stream.TELEMETRY], room - len(rows))
             if not rows:
-                self._flush_acks()
-                self.outbox.wait_for_rows(0.05)
+                self.outbox.wait_for_rows(0.05, seen)
                 continue
             for row in rows:
                 with self._lock:

@@ -93,6 +93,8 @@ class Outbox:
         self.shed_telemetry = 0
         self.near_full = False
         self._added = threading.Condition(self._lock)
+        self._writes = 0
+        self._budget_checked_at = 0.0
         self._bytes_cache = self._db_bytes()
 
     # ------------------------------------------------------------------ writing
@@ -119,6 +121,7 @@ class Outbox:
                     (Stream.EVENT, topic, payload, time.time()),
                 )
                 self._db.execute("COMMIT")
+                self._writes += 1
             except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -136,6 +139,7 @@ class Outbox:
                     "INSERT INTO outbox(stream, topic, payload, created) VALUES (?,?,?,?)",
                     (Stream.TELEMETRY, topic, payload, time.time()),
                 )
+                self._writes += 1
             except sqlite3.Error as exc:
                 raise OutboxFullError(f"outbox write failed: {exc}") from exc
             self._added.notify_all()
@@ -146,7 +150,15 @@ class Outbox:
         return (pages - free) * self._page_size
 
     def _check_budget(self, *, for_event: bool) -> None:
-        """Shed telemetry when over budget; warn loudly near it. Caller holds the lock."""
+        """Shed telemetry when over budget; warn loudly near it. Caller holds the lock.
+
+        The file size is measured at most every 0.25 s (two PRAGMA queries),
+        or at every write once it is above the warning level.
+        """
+        now = time.monotonic()
+        if not self.near_full and now - self._budget_checked_at < 0.25:
+            return
+        self._budget_checked_at = now
         self._bytes_cache = used = self._db_bytes()
         if used >= self.warn_bytes and not self.near_full:
             self.near_full = True
@@ -194,10 +206,16 @@ class Outbox:
             ).fetchall()
         return [OutboxRow(r[0], Stream(r[1]), r[2], bytes(r[3]), r[4]) for r in rows]
 
-    def wait_for_rows(self, timeout: float) -> None:
-        """Block until something is written or ``timeout`` passes."""
+    @property
+    def writes(self) -> int:
+        """How many rows have been written since opening (a wake-up token for readers)."""
+        return self._writes
+
+    def wait_for_rows(self, timeout: float, seen_writes: int) -> None:
+        """Block until a row is written after the reader saw ``seen_writes``, or ``timeout`` passes."""
         with self._added:
-            self._added.wait(timeout)
+            if self._writes == seen_writes:
+                self._added.wait(timeout)
 
     def ack(self, ids: Iterable[int]) -> int:
         """Delete acknowledged rows; returns how many were deleted."""

@@ -53,27 +53,52 @@ def resolve_path(base: Path, p: str | Path) -> Path:
     return q if q.is_absolute() else (base / q)
 
 
-def _to_python(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
+class _NodeError(Exception):
+    """A YAML node that cannot become plain data: the line and what is wrong."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _to_python(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], active: frozenset[int] = frozenset()) -> Any:
     """Turn a composed YAML node into plain data, recording the line of every key path."""
-    lines[path] = node.start_mark.line + 1
+    line = node.start_mark.line + 1
+    lines[path] = line
+    if id(node) in active:  # an alias that contains itself (&x [*x])
+        raise _NodeError(line, f"{_fmt(path) or '(top level)'}: a YAML alias refers to itself")
+    inner = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            if key in out:
-                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _NodeError(key_line, f"{_fmt(path) or '(top level)'}: a key must be a plain value")
+            key = _scalar(key_node, path)
             child = (*path, key)
-            lines[child] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, child, lines)
-            lines[child] = key_node.start_mark.line + 1
+            if key in out:
+                raise _NodeError(key_line, f"{_fmt(child)}: duplicate key {key!r}")
+            lines[child] = key_line
+            out[key] = _to_python(value_node, child, lines, inner)
+            lines[child] = key_line
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, (*path, i), lines) for i, v in enumerate(node.value)]
-    return _scalar(node)
+        return [_to_python(v, (*path, i), lines, inner) for i, v in enumerate(node.value)]
+    return _scalar(node, path)
 
 
-def _scalar(node: yaml.Node) -> Any:
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+def _scalar(node: yaml.Node, path: KeyPath) -> Any:
+    try:
+        value = yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        # e.g. `2020-02-30` (YAML reads it as a date) or `!!int abc`
+        raw = getattr(node, "value", "")
+        raise _NodeError(
+            node.start_mark.line + 1,
+            f"{_fmt(path) or '(top level)'}: cannot read {raw!r} ({node.tag}): quote it if it is text",
+        ) from exc
+    return value
 
 
 def _line_for(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
@@ -91,12 +116,19 @@ def load_site_config(path: str | Path) -> LoadedConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(p, [(None, f"cannot read the config file: {exc.strerror or exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(p, [(line, "the config file is not UTF-8 text")]) from exc
     lines: dict[KeyPath, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:
             raise ConfigError(p, [(None, "the config file is empty")])
         data = _to_python(node, (), lines)
+    except _NodeError as exc:
+        raise ConfigError(p, [(exc.line, exc.message)]) from exc
+    except RecursionError as exc:
+        raise ConfigError(p, [(None, "the config nests too deeply (a YAML alias loop?)")]) from exc
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ConfigError(p, [(line, f"not valid YAML: {exc.problem}")]) from exc

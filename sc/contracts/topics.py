@@ -52,7 +52,7 @@ class Kind(StrEnum):
 
 def check_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a valid identifier, else raise :class:`TopicError`."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise TopicError(
             f"invalid {what} {value!r}: use 1-64 lower-case letters, digits, '-' or '_', "
             "starting with a letter or digit"

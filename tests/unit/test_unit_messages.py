@@ -46,9 +46,7 @@ FAST = settings(max_examples=150, deadline=None)
 # --------------------------------------------------------------------------- strategies
 
 ID_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789"
-ids = st.builds(
-    lambda a, b: a + b, st.sampled_from(ID_FIRST), st.text(alphabet=ID_FIRST + "-_", max_size=63)
-)
+ids = st.builds(lambda a, b: a + b, st.sampled_from(ID_FIRST), st.text(alphabet=ID_FIRST + "-_", max_size=63))
 event_ids = st.text(min_size=8, max_size=64)
 texts = st.text(max_size=40)
 
@@ -147,7 +145,11 @@ messages = st.one_of(events, telemetry, statuses, commands, acks, uplinks)
 
 def _smoke(**kw: Any) -> SmokeReading:
     base: dict[str, Any] = {
-        "smoke_density": 1.5, "temperature_c": 21.0, "battery_pct": 90, "alarm": False, "fault": False,
+        "smoke_density": 1.5,
+        "temperature_c": 21.0,
+        "battery_pct": 90,
+        "alarm": False,
+        "fault": False,
     }
     base.update(kw)
     return SmokeReading(**base)
@@ -174,11 +176,13 @@ def _event(**kw: Any) -> Event:
 
 
 def _telemetry_dict() -> dict[str, Any]:
-    return json.loads(encode(Telemetry(site="demo", gateway="gw-1", device="d1", ts=TS, reading=_smoke())))
+    d: dict[str, Any] = json.loads(encode(Telemetry(site="demo", gateway="gw-1", device="d1", ts=TS, reading=_smoke())))
+    return d
 
 
 def _event_dict() -> dict[str, Any]:
-    return json.loads(encode(_event()))
+    d: dict[str, Any] = json.loads(encode(_event()))
+    return d
 
 
 def _bytes(d: Any) -> bytes:
@@ -256,8 +260,15 @@ def test_exact_event_encoding() -> None:
 
 def test_defaults() -> None:
     ev = Event(
-        site="s", gateway="g", device="d", ts=TS, seq=1, kind=EventKind.DEVICE_FAULT,
-        state=EventState.RAISED, severity=Severity.WARNING, payload=FaultPayload(reason="x"),
+        site="s",
+        gateway="g",
+        device="d",
+        ts=TS,
+        seq=1,
+        kind=EventKind.DEVICE_FAULT,
+        state=EventState.RAISED,
+        severity=Severity.WARNING,
+        payload=FaultPayload(reason="x"),
     )
     assert len(ev.id) == 36 and ev.id.count("-") == 4
     assert ev.v == 1
@@ -275,7 +286,7 @@ def test_models_are_frozen() -> None:
 
 
 def test_model_for_kind() -> None:
-    assert MODEL_FOR_KIND == {
+    expected = {
         Kind.STATUS: Status,
         Kind.TELEMETRY: Telemetry,
         Kind.EVENT: Event,
@@ -283,6 +294,7 @@ def test_model_for_kind() -> None:
         Kind.CMD_ACK: CommandAck,
         Kind.UPLINK: Uplink,
     }
+    assert expected == MODEL_FOR_KIND
     assert Kind.SNAPSHOT not in MODEL_FOR_KIND
 
 
@@ -461,8 +473,11 @@ def test_telemetry_out_of_range_readings(field: str, value: Any, msg: str) -> No
     ("reading", "field", "value"),
     [
         ({"type": "manhole", "tilt_deg": 91, "water_level_cm": 0, "lid_open": False, "battery_pct": 1}, "tilt_deg", 91),
-        ({"type": "manhole", "tilt_deg": 0, "water_level_cm": 501, "lid_open": False, "battery_pct": 1},
-         "water_level_cm", 501),
+        (
+            {"type": "manhole", "tilt_deg": 0, "water_level_cm": 501, "lid_open": False, "battery_pct": 1},
+            "water_level_cm",
+            501,
+        ),
         ({"type": "bin", "distance_cm": 401, "fill_pct": 0, "temperature_c": 0, "battery_pct": 1}, "distance_cm", 401),
         ({"type": "bin", "distance_cm": 1, "fill_pct": 100.5, "temperature_c": 0, "battery_pct": 1}, "fill_pct", 100.5),
     ],
@@ -474,12 +489,8 @@ def test_uplink_out_of_range(reading: dict[str, Any], field: str, value: float) 
 
 def test_naive_datetimes_rejected_everywhere() -> None:
     naive = "2024-05-01T12:00:00"
-    assert "ts: Input should have timezone info" in _contract_error(
-        Status, _bytes({"state": "online", "ts": naive})
-    )
-    assert "ts: Input should have timezone info" in _contract_error(
-        Command, _bytes({"name": "ping", "ts": naive})
-    )
+    assert "ts: Input should have timezone info" in _contract_error(Status, _bytes({"state": "online", "ts": naive}))
+    assert "ts: Input should have timezone info" in _contract_error(Command, _bytes({"name": "ping", "ts": naive}))
     assert "ts: Input should have timezone info" in _contract_error(
         CommandAck, _bytes({"id": "x", "ok": True, "ts": naive})
     )

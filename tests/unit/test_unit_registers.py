@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from devices.registers import REGISTER_COUNT, DecodeError, bin_fill_pct, decode, encode
 from sc.config.schema import DeviceConfig, DeviceType
@@ -68,13 +69,14 @@ def bins(draw: st.DrawFn) -> tuple[BinReading, float]:
 
 def test_strategy_bounds_match_the_models() -> None:
     assert REGISTER_COUNT == 4
-    for model, field, lo, hi in [
+    cases: list[tuple[type[BaseModel], str, float, float]] = [
         (SmokeReading, "smoke_density", 0, 100),
         (SmokeReading, "temperature_c", -40, 125),
         (ManholeReading, "tilt_deg", -90, 90),
         (ManholeReading, "water_level_cm", 0, 500),
         (BinReading, "distance_cm", 0, 400),
-    ]:
+    ]
+    for model, field, lo, hi in cases:
         meta = model.model_fields[field].metadata
         assert [getattr(m, "ge", None) for m in meta if getattr(m, "ge", None) is not None] == [lo]
         assert [getattr(m, "le", None) for m in meta if getattr(m, "le", None) is not None] == [hi]
@@ -127,14 +129,16 @@ def test_exact_manhole_registers() -> None:
     r = ManholeReading(tilt_deg=-20.0, water_level_cm=65.4, lid_open=True, battery_pct=50)
     assert encode(r) == [0x10000 - 200, 654, 50, 1]
     assert decode(DeviceType.MANHOLE, [0xFF38, 654, 50, 1]) == r
-    assert decode(DeviceType.MANHOLE, [900, 5000, 100, 0]).tilt_deg == 90.0
+    top = decode(DeviceType.MANHOLE, [900, 5000, 100, 0])
+    assert isinstance(top, ManholeReading) and top.tilt_deg == 90.0
 
 
 def test_exact_bin_registers() -> None:
     r = BinReading(distance_cm=30.0, fill_pct=75.0, temperature_c=25.0, battery_pct=88)
     assert encode(r) == [300, 250, 88, 0]
     assert decode(DeviceType.BIN, [300, 250, 88, 0], bin_depth_cm=120) == r
-    assert decode(DeviceType.BIN, [300, 250, 88, 0]).fill_pct == 70.0  # default depth 100 cm
+    default_depth = decode(DeviceType.BIN, [300, 250, 88, 0])
+    assert isinstance(default_depth, BinReading) and default_depth.fill_pct == 70.0  # depth 100 cm
 
 
 def test_status_bits_beyond_the_map_are_ignored() -> None:
@@ -239,9 +243,7 @@ def test_decode_error_is_value_error() -> None:
 
 def test_encode_rejects_values_that_do_not_fit() -> None:
     # constructed bypassing validation: encode must not emit garbage registers
-    r = SmokeReading.model_construct(
-        smoke_density=7000.0, temperature_c=0.0, battery_pct=0, alarm=False, fault=False
-    )
+    r = SmokeReading.model_construct(smoke_density=7000.0, temperature_c=0.0, battery_pct=0, alarm=False, fault=False)
     with pytest.raises(ValueError, match="does not fit 16 bits"):
         encode(r)
 

@@ -226,11 +226,25 @@ def test_topic_filter_rejects_unknown_kind() -> None:
 
 
 @FAST
-@given(st.one_of(st.none(), ids), st.one_of(st.none(), ids), st.one_of(st.none(), kinds),
-       st.one_of(st.none(), ids), ids, ids, kinds, ids)
+@given(
+    st.one_of(st.none(), ids),
+    st.one_of(st.none(), ids),
+    st.one_of(st.none(), kinds),
+    st.one_of(st.none(), ids),
+    ids,
+    ids,
+    kinds,
+    ids,
+)
 def test_topic_filter_matches_topics(
-    fs: str | None, fg: str | None, fk: Kind | None, fd: str | None,
-    s: str, g: str, k: Kind, d: str,
+    fs: str | None,
+    fg: str | None,
+    fk: Kind | None,
+    fd: str | None,
+    s: str,
+    g: str,
+    k: Kind,
+    d: str,
 ) -> None:
     """A filter level is either '+' or exactly the topic's level; the filter
     matches a concrete topic iff every given part equals the topic's."""
@@ -240,10 +254,7 @@ def test_topic_filter_matches_topics(
     assert len(flevels) == len(tlevels) == 6
     matches = all(f in ("+", x) for f, x in zip(flevels, tlevels, strict=True))
     expected = (
-        (fs is None or fs == s)
-        and (fg is None or fg == g)
-        and (fk is None or fk == k)
-        and (fd is None or fd == d)
+        (fs is None or fs == s) and (fg is None or fg == g) and (fk is None or fk == k) and (fd is None or fd == d)
     )
     assert matches == expected
 
