@@ -130,8 +130,8 @@ def load_site_config(path: str | Path) -> LoadedConfig:
     except RecursionError as exc:
         raise ConfigError(p, [(None, "the config nests too deeply (a YAML alias loop?)")]) from exc
     except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ConfigError(p, [(line, f"not valid YAML: {exc.problem}")]) from exc
+        mark_line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(p, [(mark_line, f"not valid YAML: {exc.problem}")]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(p, [(None, f"not valid YAML: {exc}")]) from exc
     if not isinstance(data, dict):
