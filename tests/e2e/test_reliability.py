@@ -173,9 +173,7 @@ def test_gateway_status_is_retained_with_a_last_will(site: Site) -> None:
     edge = edge_process(site, "edge", "run", "-g", "gw-b", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     col = Collector(site, client_id="c3").start()
     try:
-        assert wait_until(
-            lambda: status_of(col, "gw-b")[-1:] and status_of(col, "gw-b")[-1].state is StatusState.ONLINE, 10
-        )
+        assert wait_until(lambda: [s.state for s in status_of(col, "gw-b")][-1:] == [StatusState.ONLINE], 10)
         edge.send_signal(signal.SIGTERM)
         assert edge.wait(15) == 0
         assert wait_until(lambda: status_of(col, "gw-b")[-1].reason == "gateway stopped", 5)
