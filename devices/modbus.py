@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from pymodbus.client import AsyncModbusSerialClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from sc.config.schema import SerialBusConfig
 
@@ -66,6 +66,10 @@ class ModbusBus:
                 raise DeviceReadError(f"serial port {self.port} is not open")
             try:
                 rr = await self._client.read_input_registers(0, count=count, device_id=unit)
+            except ModbusIOException as exc:
+                raise DeviceReadError(
+                    f"no valid reply within {self.cfg.timeout_s:g} s (silent, or a broken frame / bad CRC)"
+                ) from exc
             except ModbusException as exc:
                 raise DeviceReadError(f"no valid reply: {exc}") from exc
             except (TimeoutError, OSError) as exc:
