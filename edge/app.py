@@ -214,7 +214,7 @@ class EdgeApp:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(60)
-            h = self.health()
+            h = await asyncio.to_thread(self.health)  # counts outbox rows: off the loop
             log.info(
                 "heartbeat gateway=%s mqtt=%s outbox=%s sent=%d acked=%d polls=%d failures=%d events=%d",
                 self.gw.id,
