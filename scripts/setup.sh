@@ -36,9 +36,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing the project and its extras into .venv (edge, sim, dev)"
+  echo "setup: installing the project and its extras into .venv (edge, cloud, sim, dev)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[edge,sim,dev]"
+  .venv/bin/python -m pip install -q -e ".[edge,cloud,sim,dev]"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -24,6 +24,8 @@ __all__ = [
     "BrokerConfig",
     "Building",
     "Community",
+    "Department",
+    "DepartmentKind",
     "DeviceConfig",
     "DeviceType",
     "Garage",
@@ -35,14 +37,18 @@ __all__ = [
     "OutboxConfig",
     "Place",
     "PlaceType",
+    "Routing",
+    "RoutingRule",
     "SerialBusConfig",
     "SiteConfig",
     "SiteInfo",
+    "Sla",
     "Stairwell",
     "Street",
     "Threshold",
     "TlsConfig",
     "Transport",
+    "Worker",
 ]
 
 Id = Annotated[str, Field(pattern=ID_PATTERN.pattern, description="lower-case id: a-z 0-9 - _")]
@@ -266,6 +272,75 @@ class Garage(_Config):
     gateway: Id
 
 
+class DepartmentKind(StrEnum):
+    PROPERTY = "property"  # 物业: the property company's engineering team
+    GRID = "grid"  # 网格: the community / street grid office
+    FIRE = "fire"
+    SANITATION = "sanitation"
+    MUNICIPAL = "municipal"  # roads, manholes, drainage
+    UTILITY = "utility"  # water, power
+    POLICE = "police"
+    OTHER = "other"
+
+
+class Department(_Config):
+    """Who handles work orders: a property company's team, a street office, a city service."""
+
+    id: Id
+    name: str
+    kind: DepartmentKind
+    communities: list[Id] = Field(default_factory=list, description="communities it serves (empty: all)")
+
+
+class Worker(_Config):
+    """A grid worker (网格员) or a department's staff member who takes orders on a phone."""
+
+    id: Id
+    name: str
+    department: Id
+    grids: list[Id] = Field(default_factory=list, description="micro-grids (or communities) this person covers")
+
+
+class Sla(_Config):
+    respond_min: float = Field(gt=0, description="minutes from opening to first response (accepted)")
+    resolve_min: float = Field(gt=0, description="minutes from opening to resolved")
+
+
+def _default_sla() -> dict[Severity, Sla]:
+    return {
+        Severity.CRITICAL: Sla(respond_min=5, resolve_min=60),
+        Severity.MAJOR: Sla(respond_min=30, resolve_min=240),
+        Severity.WARNING: Sla(respond_min=120, resolve_min=1440),
+        Severity.INFO: Sla(respond_min=480, resolve_min=4320),
+    }
+
+
+class RoutingRule(_Config):
+    """First matching rule decides the department. Empty lists match anything."""
+
+    categories: list[str] = Field(default_factory=list, description="work-order categories, e.g. fire, manhole")
+    kinds: list[EventKind] = Field(default_factory=list)
+    severities: list[Severity] = Field(default_factory=list)
+    within: Id | None = Field(default=None, description="only locations under this grid-tree id")
+    department: Id
+
+
+class Routing(_Config):
+    rules: list[RoutingRule] = Field(default_factory=list)
+    default_department: Id
+    sla: dict[Severity, Sla] = Field(default_factory=_default_sla, description="deadlines per severity")
+    escalation_levels: int = Field(
+        default=2, ge=0, le=5, description="how many grid levels up an order may escalate (micro-grid -> street: 2)"
+    )
+
+    @model_validator(mode="after")
+    def _all_severities(self) -> Routing:
+        missing = [s.value for s in Severity if s not in self.sla]
+        if missing:
+            raise ValueError(f"sla needs every severity; missing {', '.join(missing)}")
+        return self
+
+
 class SiteInfo(_Config):
     id: Id
     name: str
@@ -283,6 +358,9 @@ class SiteConfig(_Config):
     gateways: list[GatewayConfig] = Field(min_length=1)
     gates: list[Gate] = Field(default_factory=list)
     garages: list[Garage] = Field(default_factory=list)
+    departments: list[Department] = Field(default_factory=list)
+    workers: list[Worker] = Field(default_factory=list)
+    routing: Routing | None = Field(default=None, description="how alarms become work orders (the cloud)")
 
     # ---------------------------------------------------------------- lookups
 
@@ -363,6 +441,30 @@ class SiteConfig(_Config):
                                 ((*dp, "unit"), f"bus {dev.bus!r} unit {dev.unit} is already {addresses[key]!r}")
                             )
                         addresses[key] = dev.id
+        dept_ids = {d.id for d in self.departments}
+        community_ids = {c.id for c in self.street.communities}
+        for i, d in enumerate(self.departments):
+            if any(x.id == d.id for x in self.departments[:i]):
+                errors.append((("departments", i, "id"), f"department id {d.id!r} is used twice"))
+            for j, c in enumerate(d.communities):
+                if c not in community_ids:
+                    errors.append((("departments", i, "communities", j), f"unknown community {c!r}"))
+        for i, w in enumerate(self.workers):
+            if w.department not in dept_ids:
+                errors.append((("workers", i, "department"), f"unknown department {w.department!r}"))
+            for j, g in enumerate(w.grids):
+                if g not in seen:
+                    errors.append((("workers", i, "grids", j), f"unknown grid {g!r}"))
+        if self.routing is not None:
+            if self.routing.default_department not in dept_ids:
+                errors.append(
+                    (("routing", "default_department"), f"unknown department {self.routing.default_department!r}")
+                )
+            for i, r in enumerate(self.routing.rules):
+                if r.department not in dept_ids:
+                    errors.append((("routing", "rules", i, "department"), f"unknown department {r.department!r}"))
+                if r.within is not None and r.within not in seen:
+                    errors.append((("routing", "rules", i, "within"), f"unknown location {r.within!r}"))
         gateway_ids = {g.id for g in self.gateways}
         for section in ("gates", "garages"):
             for i, item in enumerate(getattr(self, section)):

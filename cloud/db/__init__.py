@@ -1,0 +1,1 @@
+"""The cloud's SQL data layer: models, engine, migrations."""

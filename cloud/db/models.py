@@ -1,0 +1,177 @@
+"""The cloud's tables (SQLAlchemy 2). Schema changes go through Alembic
+migrations in ``cloud/db/migrations``; this module is what they migrate to.
+
+Guarantees kept by the database itself, not by check-then-insert code:
+
+* ``events.id`` is the primary key: an event id is stored once, whichever
+  ingester sees it and however often it is delivered.
+* ``work_orders.open_key`` is unique: ``"{device}:{kind}"`` while the order
+  is active, NULL once closed. Two copies of an alarm arriving on two
+  ingesters at once cannot open two orders; after a close, the next alarm
+  opens a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "DeadLetter",
+    "DeviceState",
+    "EventRow",
+    "WorkOrder",
+    "WorkOrderHistory",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JsonType}
+
+
+class EventRow(Base):
+    """Every event a gateway sent, once."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    gateway: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    ts: Mapped[datetime] = mapped_column(doc="edge time")
+    received_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]]
+    work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"), index=True)
+
+    __table_args__ = (Index("ix_events_received_at", "received_at"),)
+
+
+class DeadLetter(Base):
+    """A message that could not be used, with the reason and the raw bytes."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime]
+    topic: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DeviceState(Base):
+    """What the control room knows of each gateway and device right now."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    gateway: Mapped[str] = mapped_column(String(64), index=True)
+    is_gateway: Mapped[bool] = mapped_column(default=False)
+    online: Mapped[bool | None]
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    status_since: Mapped[datetime | None]
+    last_seen: Mapped[datetime | None]
+    last_reading: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime]
+
+
+class WorkOrder(Base):
+    __tablename__ = "work_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16), doc="device | resident | patrol")
+    open_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    device: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64), doc="event kind or Open311 service code")
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    subcategory: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(64))
+    grid: Mapped[str | None] = mapped_column(String(64), index=True)
+    community: Mapped[str | None] = mapped_column(String(64), index=True)
+    street: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(64), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(64), index=True)
+    reporter: Mapped[str | None] = mapped_column(String(64), doc="resident user id for reports")
+    escalation_level: Mapped[int] = mapped_column(default=0)
+    escalated_to: Mapped[str | None] = mapped_column(String(64))
+    next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+    alarm_count: Mapped[int] = mapped_column(default=1)
+    first_event_id: Mapped[str | None] = mapped_column(String(64))
+    last_event_id: Mapped[str | None] = mapped_column(String(64))
+    last_reading: Mapped[dict[str, Any] | None]
+    cleared_at: Mapped[datetime | None] = mapped_column(doc="the device said the condition ended")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    respond_by: Mapped[datetime]
+    resolve_by: Mapped[datetime]
+    responded_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    reopen_count: Mapped[int] = mapped_column(default=0)
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    media_url: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkOrderHistory(Base):
+    """Who did what to an order, and when: never updated, only appended."""
+
+    __tablename__ = "work_order_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any] | None]

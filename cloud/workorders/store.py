@@ -1,0 +1,373 @@
+"""The work-order data layer: keyword-only functions over a SQLAlchemy session.
+
+The caller owns the transaction (``with sessions.begin() as s: ...``), so a
+batch of events is stored, and its orders opened or updated, all or nothing.
+
+* :func:`record_events` - store events once (by id), open an order for a new
+  alarm, attach repeats to the open order, note clears on it.
+* :func:`transition` - a person acts on an order (dispatch, accept, ...),
+  checked against the state machine, recorded in the history.
+* :func:`escalate_due` - the scheduler's step: orders whose deadline passed
+  go one grid level up, again and again, up to the street.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cloud.db.models import DeadLetter, DeviceState, EventRow, WorkOrder, WorkOrderHistory
+from sc.contracts.messages import CLEARED_BY, Event, EventKind, EventState, Severity
+
+from .catalogue import EVENT_CATEGORY
+from .routing import Router
+from .states import ACTIVE, Action, Role, Status, TransitionError, next_status
+
+__all__ = [
+    "EventOutcome",
+    "NotFound",
+    "add_dead_letters",
+    "escalate_due",
+    "open_key",
+    "record_events",
+    "transition",
+    "upsert_devices",
+]
+
+SYSTEM = "system"
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    event_id: str
+    duplicate: bool  # already stored: nothing changed
+    order_id: int | None = None
+    opened: bool = False  # a new order was opened
+    attached: bool = False  # a repeat attached to the open order
+    cleared: bool = False  # the device said the condition ended
+
+
+def open_key(device: str, kind: str) -> str:
+    return f"{device}:{kind}"
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """An INSERT that understands ON CONFLICT on the session's backend."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {name!r}: use PostgreSQL or SQLite")  # pragma: no cover
+
+
+def _history(
+    session: Session,
+    *,
+    order_id: int,
+    at: datetime,
+    actor: str,
+    role: Role,
+    action: str,
+    from_status: Status | None,
+    to_status: Status | None,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        WorkOrderHistory(
+            order_id=order_id,
+            at=at,
+            actor=actor,
+            role=role.value,
+            action=action,
+            from_status=from_status.value if from_status else None,
+            to_status=to_status.value if to_status else None,
+            note=note,
+            data=data,
+        )
+    )
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def record_events(
+    session: Session,
+    *,
+    events: list[Event],
+    router: Router,
+    device_locations: dict[str, str],
+    now: datetime,
+) -> list[EventOutcome]:
+    """Store ``events`` (in order) and apply each new one to the work orders.
+
+    ``device_locations`` maps device and gateway ids to grid-tree ids; an
+    event from a device the site config does not know is placed at its
+    gateway's location.
+    """
+    outcomes: list[EventOutcome] = []
+    for ev in events:
+        ins = _insert(session, EventRow).values(
+            id=ev.id,
+            site=ev.site,
+            gateway=ev.gateway,
+            device=ev.device,
+            seq=ev.seq,
+            ts=ev.ts,
+            received_at=now,
+            kind=ev.kind.value,
+            state=ev.state.value,
+            severity=ev.severity.value,
+            payload=ev.payload.model_dump(mode="json"),
+        )
+        stored = session.execute(ins.on_conflict_do_nothing(index_elements=["id"]).returning(EventRow.id)).first()
+        if stored is None:
+            outcomes.append(EventOutcome(ev.id, duplicate=True))
+            continue
+        location = device_locations.get(ev.device) or device_locations.get(ev.gateway)
+        if ev.state is EventState.RAISED and ev.kind is not EventKind.DEVICE_ONLINE and location is not None:
+            outcomes.append(_raise(session, ev=ev, router=router, location=location, now=now))
+        elif ev.state is EventState.CLEARED:
+            outcomes.append(_clear(session, ev=ev, now=now))
+        else:
+            outcomes.append(EventOutcome(ev.id, duplicate=False))
+    return outcomes
+
+
+def _reading(ev: Event) -> dict[str, Any] | None:
+    reading = getattr(ev.payload, "reading", None)
+    return reading.model_dump(mode="json") if reading is not None else None
+
+
+def _raise(session: Session, *, ev: Event, router: Router, location: str, now: datetime) -> EventOutcome:
+    route = router.route_event(kind=ev.kind, severity=ev.severity, location=location, now=now)
+    category, subcategory = EVENT_CATEGORY[ev.kind]
+    key = open_key(ev.device, ev.kind.value)
+    values = dict(
+        source="device",
+        open_key=key,
+        device=ev.device,
+        kind=ev.kind.value,
+        category=category,
+        subcategory=subcategory,
+        severity=ev.severity.value,
+        status=Status.OPEN.value,
+        title=f"{ev.kind.value.replace('_', ' ')} at {location} ({ev.device})",
+        location=location,
+        grid=route.grid,
+        community=route.community,
+        street=route.street,
+        department=route.department,
+        assignee=route.assignee,
+        escalation_level=0,
+        escalated_to=router.escalation_target(route.chain, 0),
+        next_escalation_at=route.respond_by,
+        alarm_count=1,
+        first_event_id=ev.id,
+        last_event_id=ev.id,
+        last_reading=_reading(ev),
+        created_at=now,
+        updated_at=now,
+        respond_by=route.respond_by,
+        resolve_by=route.resolve_by,
+    )
+    ins = _insert(session, WorkOrder).values(**values)
+    upsert = ins.on_conflict_do_update(
+        index_elements=["open_key"],
+        set_={
+            "alarm_count": WorkOrder.alarm_count + 1,
+            "last_event_id": ins.excluded.last_event_id,
+            "last_reading": ins.excluded.last_reading,
+            "updated_at": ins.excluded.updated_at,
+            "cleared_at": None,
+        },
+    ).returning(WorkOrder.id, WorkOrder.alarm_count)
+    order_id, count = session.execute(upsert).one()
+    session.execute(update(EventRow).where(EventRow.id == ev.id).values(work_order_id=order_id))
+    opened = count == 1
+    if opened:
+        _history(
+            session, order_id=order_id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="open",
+            from_status=None, to_status=Status.OPEN, data={"event_id": ev.id, "device": ev.device},
+        )  # fmt: skip
+        if route.assignee is not None:  # routing found the person: dispatch at once
+            session.execute(update(WorkOrder).where(WorkOrder.id == order_id).values(status=Status.DISPATCHED.value))
+            _history(
+                session, order_id=order_id, at=now, actor=SYSTEM, role=Role.SYSTEM, action=Action.DISPATCH.value,
+                from_status=Status.OPEN, to_status=Status.DISPATCHED,
+                note=f"routed to {route.department}, assigned to {route.assignee}",
+                data={"department": route.department, "assignee": route.assignee},
+            )  # fmt: skip
+    return EventOutcome(ev.id, duplicate=False, order_id=order_id, opened=opened, attached=not opened)
+
+
+def _clear(session: Session, *, ev: Event, now: datetime) -> EventOutcome:
+    raised_kind = CLEARED_BY.get(ev.kind, ev.kind)
+    key = open_key(ev.device, raised_kind.value)
+    order = session.execute(select(WorkOrder).where(WorkOrder.open_key == key)).scalar_one_or_none()
+    if order is None:
+        return EventOutcome(ev.id, duplicate=False)
+    order.cleared_at = now
+    order.last_event_id = ev.id
+    order.last_reading = _reading(ev) or order.last_reading
+    order.updated_at = now
+    session.execute(update(EventRow).where(EventRow.id == ev.id).values(work_order_id=order.id))
+    _history(
+        session, order_id=order.id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="device_cleared",
+        from_status=None, to_status=None, note="the device reports the condition has ended; a person closes the order",
+        data={"event_id": ev.id},
+    )  # fmt: skip
+    return EventOutcome(ev.id, duplicate=False, order_id=order.id, cleared=True)
+
+
+def add_dead_letters(session: Session, *, items: list[tuple[str, str, bytes]], now: datetime) -> None:
+    """Keep (topic, reason, raw bytes) of messages that could not be used."""
+    session.add_all(DeadLetter(received_at=now, topic=t, reason=r, payload=p) for t, r, p in items)
+
+
+def upsert_devices(session: Session, *, rows: list[dict[str, Any]]) -> None:
+    """Insert or update device/gateway state rows (keys of :class:`DeviceState`)."""
+    for row in rows:
+        ins = _insert(session, DeviceState).values(**row)
+        changes = {k: getattr(ins.excluded, k) for k in row if k != "id"}
+        session.execute(ins.on_conflict_do_update(index_elements=["id"], set_=changes))
+
+
+# --------------------------------------------------------------------------- people
+
+
+def _locked(session: Session, order_id: int) -> WorkOrder:
+    q = select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()
+    order = session.execute(q).scalar_one_or_none()
+    if order is None:
+        raise NotFound(f"no work order {order_id}")
+    return order
+
+
+def transition(
+    session: Session,
+    *,
+    order_id: int,
+    action: Action,
+    actor: str,
+    role: Role,
+    now: datetime,
+    router: Router,
+    note: str = "",
+    department: str | None = None,
+    assignee: str | None = None,
+    rating: int | None = None,
+    comment: str | None = None,
+) -> WorkOrder:
+    """Apply a person's action; raise :class:`TransitionError` (nothing written) if not allowed."""
+    order = _locked(session, order_id)
+    before = Status(order.status)
+    after = next_status(before, action, role)
+    data: dict[str, Any] = {}
+    if action is Action.DISPATCH:
+        if department is not None:
+            if department not in {d.id for d in router.site.departments}:
+                raise TransitionError(f"unknown department {department!r}")
+            order.department = department
+            data["department"] = department
+        if assignee is not None:
+            worker = next((w for w in router.site.workers if w.id == assignee), None)
+            if worker is None:
+                raise TransitionError(f"unknown worker {assignee!r}")
+            order.assignee = assignee
+            order.department = worker.department if department is None else order.department
+            data["assignee"] = assignee
+        if order.assignee is None:
+            raise TransitionError("dispatch needs an assignee: routing found nobody for this location")
+    if action is Action.ACCEPT and order.responded_at is None:
+        order.responded_at = now
+        order.next_escalation_at = order.resolve_by
+    if action is Action.RESOLVE:
+        order.resolved_at = now
+        order.next_escalation_at = None
+    if action is Action.CLOSE:
+        if role is Role.RESIDENT and order.reporter != actor:
+            raise TransitionError("a resident may only close their own report")
+        if rating is not None:
+            if not 1 <= rating <= 5:
+                raise TransitionError("rating must be 1 to 5")
+            order.rating = rating
+            order.rating_comment = comment
+            data["rating"] = rating
+        order.closed_at = now
+        order.open_key = None  # the next alarm from this device opens a new order
+        order.next_escalation_at = None
+    if action is Action.REOPEN:
+        if role is Role.RESIDENT and order.reporter != actor:
+            raise TransitionError("a resident may only reopen their own report")
+        order.reopen_count += 1
+        order.resolved_at = None
+        order.closed_at = None
+        _, resolve_min = router.sla_minutes(Severity(order.severity))
+        order.next_escalation_at = now + timedelta(minutes=resolve_min)
+        if order.device is not None and order.open_key is None:
+            try:
+                with session.begin_nested():
+                    order.open_key = open_key(order.device, order.kind)
+                    session.flush()
+            except IntegrityError:  # a newer order for this device is already open
+                order.open_key = None
+    order.status = after.value
+    order.updated_at = now
+    _history(
+        session, order_id=order.id, at=now, actor=actor, role=role, action=action.value,
+        from_status=before, to_status=after, note=note, data=data or None,
+    )  # fmt: skip
+    session.flush()
+    return order
+
+
+# --------------------------------------------------------------------------- scheduler
+
+
+def escalate_due(session: Session, *, router: Router, now: datetime, limit: int = 500) -> list[int]:
+    """Escalate every active order whose deadline has passed; returns their ids."""
+    q = (
+        select(WorkOrder)
+        .where(
+            WorkOrder.next_escalation_at.is_not(None),
+            WorkOrder.next_escalation_at <= now,
+            WorkOrder.status.in_([s.value for s in ACTIVE if s is not Status.RESOLVED]),
+        )
+        .order_by(WorkOrder.next_escalation_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    escalated: list[int] = []
+    max_level = router.routing.escalation_levels
+    for order in session.execute(q).scalars():
+        respond_min, resolve_min = router.sla_minutes(Severity(order.severity))
+        missed = "first response" if order.responded_at is None else "resolution"
+        if order.escalation_level >= max_level:
+            order.next_escalation_at = None  # at the top: nothing further up to tell
+            continue
+        order.escalation_level += 1
+        chain = router.chain(order.location)
+        order.escalated_to = router.escalation_target(chain, order.escalation_level)
+        period = respond_min if order.responded_at is None else resolve_min
+        order.next_escalation_at = now + timedelta(minutes=period)
+        order.updated_at = now
+        _history(
+            session, order_id=order.id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="escalate",
+            from_status=None, to_status=None,
+            note=f"{missed} deadline passed: escalated to {order.escalated_to} (level {order.escalation_level})",
+            data={"level": order.escalation_level, "to": order.escalated_to, "missed": missed},
+        )  # fmt: skip
+        escalated.append(order.id)
+    return escalated
