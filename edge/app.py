@@ -34,10 +34,12 @@ from sc.contracts.messages import (
     encode,
 )
 from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
+from sc.health import HealthServer
 from sc.mqtt import AuthRefused, MqttConnection, MqttCredentials
+from sc.secrets import SecretError
+from sc.secrets import read_password as _read_password
 
 from .forwarder import Forwarder
-from .health import HealthServer
 from .outbox import Outbox
 from .sensors.service import Counters, EventSink, SensorService
 
@@ -51,19 +53,10 @@ class StartupError(Exception):
 
 
 def read_password(loaded: LoadedConfig, account: MqttAccount) -> str:
-    path = loaded.resolve(account.password_file)
     try:
-        password = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError as exc:
-        raise StartupError(
-            f"password file {path} for account {account.username!r} does not exist; "
-            f"create it with: sc broker provision --config {loaded.path}"
-        ) from exc
-    except OSError as exc:
-        raise StartupError(f"cannot read password file {path}: {exc}") from exc
-    if not password:
-        raise StartupError(f"password file {path} is empty")
-    return password
+        return _read_password(loaded, account)
+    except SecretError as exc:
+        raise StartupError(str(exc)) from exc
 
 
 @dataclass

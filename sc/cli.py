@@ -14,12 +14,15 @@ import asyncio
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sc.config.loader import ConfigError, LoadedConfig, load_site_config
 from sc.logs import setup_logging
+
+if TYPE_CHECKING:
+    from cloud.settings import CloudSettings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Smart-community edge gateway and cloud tools.")
 edge_app = typer.Typer(no_args_is_help=True, help="The edge gateway daemon (one per gate, garage or sensor hub).")
@@ -27,7 +30,17 @@ sim_app = typer.Typer(no_args_is_help=True, help="Simulated devices for demos, t
 broker_app = typer.Typer(no_args_is_help=True, help="Broker accounts and access rules from the site config.")
 app.add_typer(edge_app, name="edge")
 app.add_typer(sim_app, name="sim")
+cloud_app = typer.Typer(no_args_is_help=True, help="The cloud: ingest, work orders, deadlines.")
 app.add_typer(broker_app, name="broker")
+app.add_typer(cloud_app, name="cloud")
+
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///run/cloud.db (default) or postgresql://user@host/db; env SC_CLOUD_DATABASE_URL",
+    ),
+]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "configs" / "site.example.yaml"
@@ -166,6 +179,55 @@ def sim_run(
         await sim.run(stop)
 
     asyncio.run(go())
+
+
+def _cloud_settings(**overrides: object) -> CloudSettings:
+    from pydantic import ValidationError
+
+    from cloud.settings import CloudSettings
+
+    try:
+        return CloudSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        typer.echo(f"bad cloud setting: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@cloud_app.command("migrate")
+def cloud_migrate(database_url: DbUrl = None) -> None:
+    """Create or upgrade the work-order database to this version's schema (Alembic)."""
+    setup_logging()
+    from cloud.db.engine import make_engine, migrate
+
+    settings = _cloud_settings(database_url=database_url)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    typer.echo(f"database {engine.url.render_as_string(hide_password=True)} is at the current schema")
+
+
+@cloud_app.command("run")
+def cloud_run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DbUrl = None,
+    influx_url: Annotated[str | None, typer.Option(help="InfluxDB base URL for telemetry")] = None,
+    instance: Annotated[str | None, typer.Option(help="this ingester's name (one per process)")] = None,
+    health_port: Annotated[int | None, typer.Option(help="HTTP /health port (0: any)")] = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run an ingester: MQTT (shared subscription) -> events, work orders, device state, telemetry."""
+    setup_logging(log_level)
+    from cloud.app import CloudApp, CloudStartupError
+
+    settings = _cloud_settings(
+        database_url=database_url, influx_url=influx_url, instance=instance, health_port=health_port
+    )
+    try:
+        app_ = CloudApp(_load(config), settings)
+        code = app_.run()
+    except CloudStartupError as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    raise typer.Exit(code)
 
 
 @app.command("monitor")

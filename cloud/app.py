@@ -1,0 +1,162 @@
+"""The cloud daemon (``sc cloud run``): starts its parts in order, stops them in reverse.
+
+    database (schema checked) -> telemetry writer -> ingest worker -> MQTT consumer
+    -> escalation scheduler -> health endpoint
+
+Run several with different ``--instance`` names against one broker: the
+shared subscription splits the stream and the database keeps every event and
+every open order unique.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sc.config.loader import LoadedConfig
+from sc.contracts.messages import Telemetry
+from sc.contracts.topics import PREFIX, SCHEMA_VERSION
+from sc.health import HealthServer
+from sc.mqtt import AuthRefused, MqttCredentials
+from sc.secrets import SecretError, read_password
+
+from .db.engine import SchemaError, make_engine, make_sessions, require_current
+from .ingest.consumer import Inbound, IngestConsumer
+from .ingest.worker import IngestWorker
+from .scheduler import EscalationScheduler
+from .settings import CloudSettings
+from .telemetry.influx import InfluxWriter, to_line
+from .workorders.routing import Router, RoutingError
+
+__all__ = ["CloudApp", "CloudStartupError"]
+
+log = logging.getLogger(__name__)
+
+
+class CloudStartupError(Exception):
+    """The cloud cannot start; the message says what to do."""
+
+
+class _InfluxSink:
+    def __init__(self, writer: InfluxWriter) -> None:
+        self.writer = writer
+
+    def submit_telemetry(self, t: Telemetry) -> None:
+        self.writer.submit(to_line(t))
+
+
+class CloudApp:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        settings: CloudSettings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.loaded = loaded
+        self.settings = settings
+        self.clock = clock
+        site = loaded.site
+        if site.cloud_account is None:
+            raise CloudStartupError("the site config has no cloud_account: the ingester needs a broker account")
+        try:
+            self.router = Router(site)
+        except RoutingError as exc:
+            raise CloudStartupError(str(exc)) from exc
+        self.engine = make_engine(settings.database_url)
+        try:
+            require_current(self.engine)
+        except SchemaError as exc:
+            raise CloudStartupError(str(exc)) from exc
+        except Exception as exc:  # cannot connect at all
+            raise CloudStartupError(f"cannot reach the database: {str(exc).splitlines()[0]}") from exc
+        self.sessions = make_sessions(self.engine)
+        self.stop_event = threading.Event()
+        self.influx: InfluxWriter | None = None
+        self.health_server: HealthServer | None = None
+
+    def start(self) -> None:
+        site = self.loaded.site
+        assert site.cloud_account is not None
+        s = self.settings
+        if s.influx_url:
+            self.influx = InfluxWriter(
+                url=s.influx_url, database=s.influx_database, token=s.influx_token, org=s.influx_org,
+                bucket=s.influx_bucket,
+            )  # fmt: skip
+            self.influx.start()
+        else:
+            log.warning("no InfluxDB configured (--influx-url): telemetry updates device state but is not stored")
+        inbox: queue.Queue[Inbound] = queue.Queue(maxsize=s.queue_max)
+        self.consumer = IngestConsumer(
+            broker=site.broker,
+            credentials=MqttCredentials(site.cloud_account.username, self._password()),
+            client_id=f"{site.cloud_account.username}-{s.instance}",
+            topic_filter=f"{PREFIX}/{SCHEMA_VERSION}/{site.site.id}/#",
+            share_group=s.share_group,
+            out=inbox,
+        )
+        self.worker = IngestWorker(
+            site=site, router=self.router, sessions=self.sessions, inbox=inbox, ack=self.consumer.ack,
+            telemetry=_InfluxSink(self.influx) if self.influx else None, batch_max=s.batch_max,
+            device_flush_s=s.device_flush_s, clock=self.clock,
+        )  # fmt: skip
+        self.worker.start()
+        try:
+            self.consumer.start()
+        except AuthRefused as exc:
+            self.worker.stop()
+            raise CloudStartupError(f"{exc}. Check the cloud account's password file.") from exc
+        self.scheduler = EscalationScheduler(
+            sessions=self.sessions, router=self.router, interval_s=s.escalation_interval_s, clock=self.clock
+        )
+        self.scheduler.start()
+        if s.health_port is not None:
+            self.health_server = HealthServer(s.health_port, self.health)
+            self.health_server.start()
+        log.info(
+            "cloud instance %s started: database %s, telemetry %s",
+            s.instance, self.engine.url.render_as_string(hide_password=True), s.influx_url or "not stored",
+        )  # fmt: skip
+
+    def _password(self) -> str:
+        assert self.loaded.site.cloud_account is not None
+        try:
+            return read_password(self.loaded, self.loaded.site.cloud_account)
+        except SecretError as exc:
+            raise CloudStartupError(str(exc)) from exc
+
+    def stop(self) -> None:
+        log.info("cloud instance %s stopping", self.settings.instance)
+        if self.health_server is not None:
+            self.health_server.stop()
+        self.scheduler.stop()
+        self.consumer.stop()  # unacknowledged messages stay with the broker for next time
+        self.worker.stop()
+        if self.influx is not None:
+            self.influx.stop(timeout=5)
+        self.engine.dispose()
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        self.start()
+        self.stop_event.wait()
+        self.stop()
+        return 0
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "instance": self.settings.instance,
+            "healthy": self.consumer.connected.is_set(),
+            "mqtt": {"connected": self.consumer.connected.is_set(), "received": self.consumer.received},
+            "ingest": vars(self.worker.counters).copy(),
+            "queue": self.worker.inbox.qsize(),
+            "escalated": self.scheduler.escalated,
+            "telemetry": self.influx.stats() if self.influx else None,
+        }

@@ -1,0 +1,1 @@
+"""The ingester: MQTT shared subscription in, validated rows out (SQL, InfluxDB)."""

@@ -1,0 +1,255 @@
+"""The ingester's database side: validate, store, then acknowledge.
+
+One thread takes what the consumer received in batches (up to
+``batch_max`` messages, or what arrived within 20 ms) and handles each batch
+in one transaction: events stored once and turned into work orders, bad
+messages kept as dead letters with the reason and the raw bytes, device
+state updated. Only after the commit are the batch's messages acknowledged
+to the broker; if the database is down the batch is retried with backoff and
+nothing is acknowledged, so nothing is lost. Telemetry goes to the InfluxDB
+writer, which batches and retries on its own and never blocks this thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.workorders.routing import Router
+from cloud.workorders.store import EventOutcome, add_dead_letters, record_events, upsert_devices
+from sc.config.schema import SiteConfig
+from sc.contracts.messages import (
+    CommandAck,
+    ContractError,
+    Event,
+    Status,
+    StatusState,
+    Telemetry,
+    decode,
+)
+from sc.contracts.topics import Kind, Topic, TopicError
+
+from .consumer import Inbound
+
+__all__ = ["IngestCounters", "IngestWorker", "TelemetrySink"]
+
+log = logging.getLogger(__name__)
+
+
+class TelemetrySink(Protocol):
+    def submit_telemetry(self, t: Telemetry) -> None: ...
+
+
+@dataclass
+class IngestCounters:
+    messages: int = 0
+    batches: int = 0
+    events_new: int = 0
+    events_duplicate: int = 0
+    orders_opened: int = 0
+    alarms_attached: int = 0
+    clears: int = 0
+    telemetry: int = 0
+    statuses: int = 0
+    dead_letters: int = 0
+    db_errors: int = 0
+    last_batch_ms: float = 0.0
+
+
+@dataclass
+class _Batch:
+    events: list[Event] = field(default_factory=list)
+    dead: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        *,
+        site: SiteConfig,
+        router: Router,
+        sessions: sessionmaker[Session],
+        inbox: queue.Queue[Inbound],
+        ack: Callable[[list[Inbound]], None],
+        telemetry: TelemetrySink | None,
+        batch_max: int = 500,
+        device_flush_s: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_outcomes: Callable[[list[EventOutcome]], None] | None = None,
+    ) -> None:
+        self.site = site
+        self.router = router
+        self.sessions = sessions
+        self.inbox = inbox
+        self.ack = ack
+        self.telemetry = telemetry
+        self.batch_max = batch_max
+        self.device_flush_s = device_flush_s
+        self.clock = clock
+        self.on_outcomes = on_outcomes
+        self.counters = IngestCounters()
+        self.locations: dict[str, str] = {}
+        for gw in site.gateways:
+            self.locations[gw.id] = gw.location
+            for dev in gw.devices:
+                self.locations[dev.id] = dev.location
+        self._devices: dict[str, dict[str, Any]] = {}
+        self._dirty: set[str] = set()
+        self._last_device_flush = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    # ---------------------------------------------------------------- loop
+
+    def _take(self) -> list[Inbound]:
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + 0.02
+        while len(batch) < self.batch_max:
+            try:
+                batch.append(self.inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take()
+            if not batch:
+                if self._dirty and time.monotonic() - self._last_device_flush > self.device_flush_s:
+                    self._with_retry([])
+                continue
+            self._with_retry(batch)
+
+    def _with_retry(self, batch: list[Inbound]) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                self.handle(batch)
+                return
+            except SQLAlchemyError as exc:
+                self.counters.db_errors += 1
+                log.error("ingest: database error, batch of %d kept and retried in %.1f s: %s",
+                          len(batch), backoff, str(exc).splitlines()[0])  # fmt: skip
+                if self._stop.wait(backoff):
+                    return  # stopping: not acknowledged, the broker delivers them again
+                backoff = min(backoff * 2, 30.0)
+
+    # ---------------------------------------------------------------- one batch
+
+    def handle(self, batch: list[Inbound]) -> list[EventOutcome]:
+        t0 = time.perf_counter()
+        now = self.clock()
+        parsed = _Batch()
+        for m in batch:
+            self._classify(m, parsed, now)
+        flush_devices = self._dirty and (time.monotonic() - self._last_device_flush > self.device_flush_s or not batch)
+        with self.sessions.begin() as s:
+            outcomes = record_events(
+                s, events=parsed.events, router=self.router, device_locations=self.locations, now=now
+            )
+            if parsed.dead:
+                add_dead_letters(s, items=parsed.dead, now=now)
+            if flush_devices:
+                upsert_devices(s, rows=[self._devices[d] for d in sorted(self._dirty)])
+        if flush_devices:
+            self._dirty.clear()
+            self._last_device_flush = time.monotonic()
+        self.ack(batch)
+        c = self.counters
+        c.messages += len(batch)
+        c.batches += 1 if batch else 0
+        c.dead_letters += len(parsed.dead)
+        for o in outcomes:
+            c.events_duplicate += o.duplicate
+            c.events_new += not o.duplicate
+            c.orders_opened += o.opened
+            c.alarms_attached += o.attached
+            c.clears += o.cleared
+        c.last_batch_ms = (time.perf_counter() - t0) * 1000
+        for o in outcomes:
+            if o.opened:
+                log.info("work order %d opened by event %s", o.order_id, o.event_id)
+        if self.on_outcomes is not None and outcomes:
+            self.on_outcomes(outcomes)
+        return outcomes
+
+    def _classify(self, m: Inbound, into: _Batch, now: datetime) -> None:
+        try:
+            topic = Topic.parse(m.topic)
+        except TopicError as exc:
+            into.dead.append((m.topic, str(exc), m.payload))
+            return
+        try:
+            if topic.kind is Kind.EVENT:
+                ev = decode(Event, m.payload)
+                if (ev.site, ev.gateway, ev.device) != (topic.site, topic.gateway, topic.device):
+                    raise ContractError(
+                        f"event names {ev.site}/{ev.gateway}/{ev.device} but came on {topic.site}/"
+                        f"{topic.gateway}/{topic.device}"
+                    )
+                into.events.append(ev)
+            elif topic.kind is Kind.TELEMETRY:
+                t = decode(Telemetry, m.payload)
+                if (t.gateway, t.device) != (topic.gateway, topic.device):
+                    raise ContractError(
+                        f"telemetry names {t.gateway}/{t.device} but came on {topic.gateway}/{topic.device}"
+                    )
+                self.counters.telemetry += 1
+                if self.telemetry is not None:
+                    self.telemetry.submit_telemetry(t)
+                row = self._device(topic, now)
+                row["last_seen"] = t.ts
+                row["last_reading"] = t.reading.model_dump(mode="json")
+            elif topic.kind is Kind.STATUS:
+                st = decode(Status, m.payload)
+                self.counters.statuses += 1
+                row = self._device(topic, now)
+                row["online"] = st.state is StatusState.ONLINE
+                row["status_reason"] = st.reason
+                row["status_since"] = st.ts or now
+            elif topic.kind is Kind.CMD_ACK:
+                ack = decode(CommandAck, m.payload)
+                log.info("command %s on %s/%s: ok=%s %s", ack.id, topic.gateway, topic.device, ack.ok, ack.error)
+            # cmd and uplink are not the gateways' output; snapshots come with the gate issue
+        except ContractError as exc:
+            into.dead.append((m.topic, str(exc), m.payload))
+
+    def _device(self, topic: Topic, now: datetime) -> dict[str, Any]:
+        row = self._devices.get(topic.device)
+        if row is None:
+            row = {
+                "id": topic.device,
+                "site": topic.site,
+                "gateway": topic.gateway,
+                "is_gateway": topic.device == topic.gateway,
+                "online": None,
+                "status_reason": "",
+                "status_since": None,
+                "last_seen": None,
+                "last_reading": None,
+                "updated_at": now,
+            }
+            self._devices[topic.device] = row
+        row["updated_at"] = now
+        self._dirty.add(topic.device)
+        return row

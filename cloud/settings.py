@@ -1,0 +1,38 @@
+"""Runtime settings of the cloud services, built once at start and passed down.
+
+Read from the command line, else from ``SC_CLOUD_*`` environment variables,
+else these defaults (which suit the demo on one machine). The site config
+(grid tree, routing, accounts) is separate: it is the same for every process.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CloudSettings"]
+
+
+class CloudSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SC_CLOUD_", extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite:///run/cloud.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql://user:pass@host/db",
+    )
+    influx_url: str | None = Field(default=None, description="InfluxDB base URL; unset: telemetry is not stored")
+    influx_database: str = Field(default="sc", description="InfluxDB 1.x database")
+    influx_token: str | None = Field(default=None, description="InfluxDB 2.x token")
+    influx_org: str | None = None
+    influx_bucket: str | None = Field(default=None, description="InfluxDB 2.x bucket (switches to /api/v2/write)")
+    instance: str = Field(
+        default="1",
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        description="this ingester's name: its MQTT session survives restarts",
+    )
+    share_group: str = Field(default="ingest", pattern=r"^[a-z0-9_-]{1,32}$")
+    batch_max: int = Field(default=500, ge=1, le=10_000, description="messages per database transaction")
+    queue_max: int = Field(default=20_000, ge=100, description="messages buffered between MQTT and the database")
+    escalation_interval_s: float = Field(default=10.0, gt=0, description="how often deadlines are checked")
+    device_flush_s: float = Field(default=1.0, gt=0, description="how often device state is written")
+    health_port: int | None = Field(default=None, ge=0, le=65535)
