@@ -9,8 +9,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import Engine, text
 
-from harness import InfluxProcess, Site, make_site
+from cloud.db.engine import make_engine, migrate
+from cloud.db.models import Base
+from cloud.workorders.routing import Router
+from harness import DATA, InfluxProcess, Site, make_site
+from sc.config.loader import load_site_config
 
 PG_ADMIN_URL = os.environ.get("SC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -53,3 +58,45 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_engine(postgres_url: str) -> Iterator[Engine]:
+    """The test database, migrated to the current schema once per run."""
+    eng = make_engine(postgres_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(pg_engine: Engine) -> Iterator[Engine]:
+    """The PostgreSQL test database, emptied for this test."""
+    _truncate(pg_engine)
+    yield pg_engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The same test on a fresh SQLite file and on the (emptied) PostgreSQL database."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
+        migrate(eng)
+        yield eng
+        eng.dispose()
+        return
+    pg: Engine = request.getfixturevalue("pg_engine")
+    _truncate(pg)
+    yield pg
+
+
+@pytest.fixture(scope="session")
+def router() -> Router:
+    """Routing for the test site (tests/data/site.yaml)."""
+    return Router(load_site_config(DATA / "site.yaml").site)

@@ -1,0 +1,212 @@
+"""Simulated devices -> edge -> Mosquitto -> ingesters -> PostgreSQL and InfluxDB: exact rows out."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from cloud.app import CloudApp
+from cloud.db.models import Base, DeadLetter, DeviceState, EventRow, WorkOrder, WorkOrderHistory
+from cloud.settings import CloudSettings
+from firmware_sim.runner import Simulator, SimulatorThread
+from firmware_sim.scenario import Scenario
+from harness import EdgeThread, InfluxProcess, Site, edge_process, wait_until
+from sc.contracts.messages import (
+    AlarmPayload,
+    Event,
+    EventKind,
+    EventState,
+    Severity,
+    SmokeReading,
+    encode,
+)
+from sc.contracts.topics import Kind, Topic
+
+
+def cloud(site: Site, db: Engine, instance: str = "1", **kw: object) -> CloudApp:
+    settings = CloudSettings.model_validate(
+        {
+            "database_url": db.url.render_as_string(hide_password=False),
+            "instance": instance,
+            "device_flush_s": 0.2,
+            **kw,
+        }
+    )
+    app = CloudApp(site.loaded, settings)
+    app.start()
+    return app
+
+
+def count(db: Engine, model: type[Base]) -> int:
+    with Session(db) as s:
+        return int(s.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def orders(db: Engine) -> list[WorkOrder]:
+    with Session(db) as s:
+        return list(s.execute(select(WorkOrder).order_by(WorkOrder.id)).scalars())
+
+
+def test_alarms_become_routed_work_orders_and_telemetry_lands_in_influxdb(
+    site: Site, db: Engine, influxdb: InfluxProcess
+) -> None:
+    app = cloud(site, db, influx_url=influxdb.url, influx_database="e2e_ingest")
+    sim = SimulatorThread(Simulator(site.loaded, gateways=["gw-a"], scenario=Scenario())).start()
+    edge = EdgeThread(site.loaded, "gw-a").start()
+    try:
+        edge.wait_ready()
+        assert wait_until(lambda: count(db, DeviceState) == 6, 10)  # the gateway and its 5 devices
+        sim.sim.sensors["smoke-1"].set({"smoke_density": 20.0})
+        sim.sim.sensors["bin-1"].set({"fill_pct": 99.0})
+        sim.sim.fault("smoke-2", "silent")
+        assert wait_until(lambda: len(orders(db)) == 3, 10), [o.kind for o in orders(db)]
+        sim.sim.fault("smoke-2", "none")
+        assert wait_until(lambda: all(o.cleared_at for o in orders(db) if o.kind == "device_offline"), 10)
+        got = {(o.device, o.kind, o.category, o.department, o.assignee, o.status) for o in orders(db)}
+        assert got == {
+            ("smoke-1", "smoke_alarm", "fire", "fire", "w-fire", "dispatched"),
+            ("bin-1", "bin_full", "sanitation", "property", "w-prop", "dispatched"),
+            ("smoke-2", "device_offline", "device", "property", "w-prop", "dispatched"),
+        }
+
+        def online(device: str) -> bool | None:
+            with Session(db) as s:
+                row = s.get(DeviceState, device)
+                return row.online if row is not None else None
+
+        assert wait_until(lambda: online("smoke-2") is True, 5)
+        with Session(db) as s:
+            gw = s.get(DeviceState, "gw-a")
+            assert gw is not None and gw.is_gateway and gw.online is True
+        assert count(db, EventRow) == 4  # smoke, bin, offline, online
+        assert wait_until(lambda: bool(_influx_devices(influxdb, "e2e_ingest")), 10)
+        assert wait_until(lambda: _influx_devices(influxdb, "e2e_ingest") >= {"smoke-1", "bin-1", "manhole-1"}, 10)
+        assert app.health()["healthy"] is True
+    finally:
+        edge.stop()
+        sim.stop()
+        app.stop()
+
+
+def _influx_devices(influx: InfluxProcess, dbname: str) -> set[str]:
+    try:
+        res = influx.query('SHOW TAG VALUES WITH KEY = "device"', db=dbname)
+    except OSError:
+        return set()
+    out: set[str] = set()
+    for series in res["results"][0].get("series", []):
+        out |= {v[1] for v in series["values"]}
+    return out
+
+
+def _event(device: str, seq: int) -> Event:
+    r = SmokeReading(smoke_density=12, temperature_c=25, battery_pct=90, alarm=False, fault=False)
+    return Event(
+        site="test", gateway="gw-a", device=device, ts=datetime.now(UTC), seq=seq, kind=EventKind.SMOKE_ALARM,
+        state=EventState.RAISED, severity=Severity.CRITICAL,
+        payload=AlarmPayload(rule="smoke_density >= 8", value=12, threshold=8, reading=r),
+    )  # fmt: skip
+
+
+def _gateway_client(site: Site, user: str = "gw-a") -> paho.Client:
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-raw")
+    c.username_pw_set(user, site.password(user))
+    c.connect("127.0.0.1", site.port)
+    c.loop_start()
+    return c
+
+
+def test_duplicates_and_bad_messages_two_ingesters(site: Site, db: Engine) -> None:
+    apps = [cloud(site, db, instance="1"), cloud(site, db, instance="2")]
+    gw = _gateway_client(site)
+    try:
+        ev = _event("smoke-1", 1)
+        topic = str(Topic("test", "gw-a", Kind.EVENT, "smoke-1"))
+        for _ in range(5):  # the same event, five times (an outbox replay, QoS 1 redelivery)
+            gw.publish(topic, encode(ev), qos=1).wait_for_publish(5)
+        gw.publish(topic, b"{not json", qos=1).wait_for_publish(5)
+        gw.publish(
+            str(Topic("test", "gw-a", Kind.EVENT, "smoke-2")), encode(_event("smoke-1", 2)), qos=1
+        ).wait_for_publish(5)
+        gw.publish(str(Topic("test", "gw-a", Kind.TELEMETRY, "smoke-1")), b'{"v": 2}', qos=1).wait_for_publish(5)
+        assert wait_until(lambda: count(db, DeadLetter) == 3, 10)
+        assert wait_until(lambda: sum(a.worker.counters.messages for a in apps) >= 8, 10)
+        assert count(db, EventRow) == 1
+        [o] = orders(db)
+        assert o.alarm_count == 1
+        with Session(db) as s:
+            dead = {(d.topic, d.reason, d.payload) for d in s.execute(select(DeadLetter)).scalars()}
+        assert {(t, r.split(":")[0], p) for t, r, p in dead} >= {(topic, "invalid Event", b"{not json")}
+        reasons = {r for _, r, _ in dead}
+        assert "event names test/gw-a/smoke-1 but came on test/gw-a/smoke-2" in reasons
+        assert any(r.startswith("invalid Telemetry: v: Input should be 1") for r in reasons), reasons
+        assert sum(a.worker.counters.events_duplicate for a in apps) == 4
+    finally:
+        gw.loop_stop()
+        for a in apps:
+            a.stop()
+
+
+@pytest.mark.slow
+def test_a_burst_split_over_two_ingesters_is_stored_exactly_once(site: Site, db: Engine) -> None:
+    apps = [cloud(site, db, instance="1"), cloud(site, db, instance="2")]
+    try:
+        burst = edge_process(site, "edge", "burst", "-g", "gw-a", "--count", "5000", "--devices", "10")
+        _, err = burst.communicate(timeout=180)
+        assert burst.returncode == 0, err
+        assert wait_until(lambda: count(db, EventRow) == 5000, 60), count(db, EventRow)
+        time.sleep(0.5)
+        assert count(db, EventRow) == 5000
+        shares = [a.worker.counters.events_new for a in apps]
+        assert sum(shares) == 5000 and min(shares) > 0, shares  # both ingesters took part
+        # each synthetic device alternates raised/cleared: one order each, 250 alarms on it
+        got = Counter((o.device, o.alarm_count, o.kind) for o in orders(db))
+        assert got == Counter({(f"burst-{i}", 250, "smoke_alarm"): 1 for i in range(10)})
+        # devices unknown to the site config are placed at their gateway's location
+        assert {o.location for o in orders(db)} == {"g1"}
+    finally:
+        for a in apps:
+            a.stop()
+
+
+@pytest.mark.slow
+def test_an_ingester_killed_mid_burst_loses_nothing(site: Site, db: Engine, tmp_path: Path) -> None:
+    url = db.url.render_as_string(hide_password=False)
+    args = ["cloud", "run", "--database-url", url, "--instance", "k1", "--log-level", "WARNING"]
+    ingester = edge_process(site, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: _session_exists(site, "cloud-k1"), 15)
+        burst = edge_process(site, "edge", "burst", "-g", "gw-a", "--count", "5000", "--devices", "10")
+        assert wait_until(lambda: count(db, EventRow) > 500, 60)
+        ingester.kill()
+        ingester.wait(10)
+        stored_at_kill = count(db, EventRow)
+        _, err = burst.communicate(timeout=180)
+        assert burst.returncode == 0, err  # the broker took everything while the ingester was down
+        assert stored_at_kill < 5000
+        ingester = edge_process(site, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_until(lambda: count(db, EventRow) == 5000, 90), count(db, EventRow)
+        time.sleep(0.5)
+        assert count(db, EventRow) == 5000
+        with Session(db) as s:
+            rows = s.execute(select(EventRow.device, func.count()).group_by(EventRow.device)).all()
+            per_device = {device: n for device, n in rows}
+            opened = s.execute(select(func.count()).where(WorkOrderHistory.action == "open")).scalar_one()
+        assert per_device == {f"burst-{i}": 500 for i in range(10)}
+        assert opened == 10
+    finally:
+        ingester.kill()
+        ingester.wait(10)
+
+
+def _session_exists(site: Site, client_id: str) -> bool:
+    return f"as {client_id} (" in site.broker.log_path.read_text()
