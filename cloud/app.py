@@ -32,6 +32,7 @@ from .scheduler import EscalationScheduler
 from .settings import CloudSettings
 from .telemetry.influx import InfluxWriter, to_line
 from .workorders.routing import Router, RoutingError
+from .workorders.store import EventOutcome
 
 __all__ = ["CloudApp", "CloudStartupError"]
 
@@ -57,8 +58,10 @@ class CloudApp:
         settings: CloudSettings,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_outcomes: Callable[[list[EventOutcome]], None] | None = None,
     ) -> None:
         self.loaded = loaded
+        self.on_outcomes = on_outcomes
         self.settings = settings
         self.clock = clock
         site = loaded.site
@@ -104,7 +107,7 @@ class CloudApp:
         self.worker = IngestWorker(
             site=site, router=self.router, sessions=self.sessions, inbox=inbox, ack=self.consumer.ack,
             telemetry=_InfluxSink(self.influx) if self.influx else None, batch_max=s.batch_max,
-            device_flush_s=s.device_flush_s, clock=self.clock,
+            device_flush_s=s.device_flush_s, clock=self.clock, on_outcomes=self.on_outcomes,
         )  # fmt: skip
         self.worker.start()
         try:

@@ -21,7 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: float | None) -> int:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from cloud.app import CloudApp
+    from cloud.db.engine import make_engine, migrate
+    from cloud.db.models import WorkOrder
     from cloud.monitor import Monitor
+    from cloud.settings import CloudSettings
+    from cloud.workorders.store import EventOutcome
     from edge.app import EdgeApp, read_password
     from firmware_sim.runner import Simulator, SimulatorThread
     from firmware_sim.scenario import load_scenario
@@ -42,6 +50,27 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     assert site.cloud_account is not None
     monitor = Monitor(cfg, read_password(cfg, site.cloud_account))
     monitor.start()
+    db_path = workdir / "cloud.db"
+    db_path.unlink(missing_ok=True)
+    db_url = f"sqlite:///{db_path}"
+    migrate(make_engine(db_url))
+    cloud: CloudApp | None = None
+
+    def show_orders(outcomes: list[EventOutcome]) -> None:
+        assert cloud is not None
+        with Session(cloud.engine) as s:
+            for o in outcomes:
+                if o.opened and o.order_id is not None:
+                    wo = s.get(WorkOrder, o.order_id)
+                    if wo is not None:
+                        print(
+                            f"         WORK ORDER #{wo.id} {wo.status.upper()}: {wo.category}/{wo.subcategory} "
+                            f"at {wo.location} -> {wo.department} / {wo.assignee or 'nobody yet'}; "
+                            f"respond by {wo.respond_by:%m-%d %H:%M}, resolve by {wo.resolve_by:%m-%d %H:%M} UTC"
+                        )
+
+    cloud = CloudApp(cfg, CloudSettings(database_url=db_url), on_outcomes=show_orders)
+    cloud.start()
     sim = SimulatorThread(Simulator(cfg, scenario=sc_, speed=speed)).start()
     apps = [EdgeApp(cfg, g.id) for g in demo_gateways]
 
@@ -65,7 +94,17 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
         sim.stop()
         time.sleep(0.5)
         monitor.stop()
+        with Session(cloud.engine) as s:
+            orders = list(s.execute(select(WorkOrder).order_by(WorkOrder.id)).scalars())
+        cloud.stop()
         broker.stop()
+    print(f"\ndemo: {len(orders)} work orders in {db_path}:")
+    for wo in orders:
+        cleared = ", device says cleared" if wo.cleared_at else ""
+        print(
+            f"  #{wo.id} {wo.status:10} {wo.severity:8} {wo.kind:16} {wo.location:14} -> {wo.department} / "
+            f"{wo.assignee or '-'} (alarms: {wo.alarm_count}{cleared})"
+        )
     by_kind: dict[str, int] = {}
     for ev in monitor.events:
         key = f"{ev.kind.value}/{ev.state.value}"
