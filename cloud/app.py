@@ -15,13 +15,14 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sc.config.loader import LoadedConfig
 from sc.contracts.messages import Telemetry
 from sc.contracts.topics import PREFIX, SCHEMA_VERSION
 from sc.health import HealthServer
+from sc.mosquitto import free_port, wait_port
 from sc.mqtt import AuthRefused, MqttCredentials
 from sc.secrets import SecretError, read_password
 
@@ -82,6 +83,8 @@ class CloudApp:
         self.stop_event = threading.Event()
         self.influx: InfluxWriter | None = None
         self.health_server: HealthServer | None = None
+        self._api_server: Any = None
+        self.api_port: int | None = None
 
     def start(self) -> None:
         site = self.loaded.site
@@ -122,10 +125,33 @@ class CloudApp:
         if s.health_port is not None:
             self.health_server = HealthServer(s.health_port, self.health)
             self.health_server.start()
+        if s.api_port is not None:
+            self._start_api(s)
         log.info(
             "cloud instance %s started: database %s, telemetry %s",
             s.instance, self.engine.url.render_as_string(hide_password=True), s.influx_url or "not stored",
         )  # fmt: skip
+
+    def _start_api(self, s: CloudSettings) -> None:
+        import uvicorn
+
+        from .api.app import create_api
+        from .api.deps import ApiContext
+
+        ctx = ApiContext(
+            site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
+            token_ttl=timedelta(hours=s.token_ttl_h),
+        )  # fmt: skip
+        self.api_port = s.api_port or free_port()
+        config = uvicorn.Config(
+            create_api(ctx), host=s.api_host, port=self.api_port, log_level="warning", lifespan="off"
+        )
+        self._api_server = uvicorn.Server(config)
+        self._api_thread = threading.Thread(target=self._api_server.run, name="api", daemon=True)
+        self._api_thread.start()
+        if not wait_port(self.api_port, 10, host=s.api_host):
+            raise CloudStartupError(f"the API did not start on {s.api_host}:{self.api_port}")
+        log.info("API at http://%s:%d/docs", s.api_host, self.api_port)
 
     def _password(self) -> str:
         assert self.loaded.site.cloud_account is not None
@@ -136,6 +162,9 @@ class CloudApp:
 
     def stop(self) -> None:
         log.info("cloud instance %s stopping", self.settings.instance)
+        if self._api_server is not None:
+            self._api_server.should_exit = True
+            self._api_thread.join(10)
         if self.health_server is not None:
             self.health_server.stop()
         self.scheduler.stop()

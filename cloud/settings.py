@@ -36,3 +36,6 @@ class CloudSettings(BaseSettings):
     escalation_interval_s: float = Field(default=10.0, gt=0, description="how often deadlines are checked")
     device_flush_s: float = Field(default=1.0, gt=0, description="how often device state is written")
     health_port: int | None = Field(default=None, ge=0, le=65535)
+    api_port: int | None = Field(default=None, ge=0, le=65535, description="serve the HTTP API here (0: any free port)")
+    api_host: str = Field(default="127.0.0.1", description="address the API listens on")
+    token_ttl_h: float = Field(default=12.0, gt=0, description="how long a sign-in lasts")

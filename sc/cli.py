@@ -212,14 +212,21 @@ def cloud_run(
     influx_url: Annotated[str | None, typer.Option(help="InfluxDB base URL for telemetry")] = None,
     instance: Annotated[str | None, typer.Option(help="this ingester's name (one per process)")] = None,
     health_port: Annotated[int | None, typer.Option(help="HTTP /health port (0: any)")] = None,
+    api_port: Annotated[int | None, typer.Option(help="serve the HTTP API on this port (0: any)")] = None,
+    api_host: Annotated[str | None, typer.Option(help="address the API listens on")] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Run an ingester: MQTT (shared subscription) -> events, work orders, device state, telemetry."""
+    """Run an ingester: MQTT (shared subscription) -> events, work orders, device state, telemetry; and the API."""
     setup_logging(log_level)
     from cloud.app import CloudApp, CloudStartupError
 
     settings = _cloud_settings(
-        database_url=database_url, influx_url=influx_url, instance=instance, health_port=health_port
+        database_url=database_url,
+        influx_url=influx_url,
+        instance=instance,
+        health_port=health_port,
+        api_port=api_port,
+        api_host=api_host,
     )
     try:
         app_ = CloudApp(_load(config), settings)
@@ -228,6 +235,45 @@ def cloud_run(
         typer.echo(f"cannot start: {exc}", err=True)
         raise typer.Exit(3) from exc
     raise typer.Exit(code)
+
+
+@cloud_app.command("user")
+def cloud_user(
+    user_id: Annotated[str, typer.Argument(help="sign-in name; for grid workers their worker id in the site config")],
+    role: Annotated[str, typer.Option(help="operator, grid_worker, department, resident or admin")],
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    department: Annotated[str | None, typer.Option(help="department id (department role)")] = None,
+    location: Annotated[str | None, typer.Option(help="a resident's stairwell or building id")] = None,
+    password: Annotated[str | None, typer.Option(help="default: generate one and print it once")] = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Add a person who may use the API."""
+    import secrets
+    from datetime import UTC, datetime
+
+    from cloud.db.engine import make_engine, make_sessions, require_current
+    from cloud.users import create_user
+    from cloud.workorders.states import Role
+
+    try:
+        role_ = Role(role)
+    except ValueError as exc:
+        typer.echo(f"unknown role {role!r}", err=True)
+        raise typer.Exit(2) from exc
+    settings = _cloud_settings(database_url=database_url)
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    pw = password or secrets.token_urlsafe(12)
+    try:
+        with make_sessions(engine).begin() as s:
+            create_user(
+                s, user_id=user_id, name=name or user_id, role=role_, password=pw, now=datetime.now(UTC),
+                department=department, location=location,
+            )  # fmt: skip
+    except (ValueError, Exception) as exc:
+        typer.echo(f"cannot add {user_id!r}: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"added {role_.value} {user_id!r}" + ("" if password else f"; password: {pw}"))
 
 
 @app.command("monitor")

@@ -18,9 +18,12 @@ __all__ = [
     "ACTIVE",
     "TRANSITIONS",
     "Action",
+    "BadRequest",
+    "NotAllowed",
     "Role",
     "Status",
     "TransitionError",
+    "WrongStatus",
     "next_status",
 ]
 
@@ -58,7 +61,19 @@ class Role(StrEnum):
 
 
 class TransitionError(ValueError):
-    """An action that the order's status or the actor's role does not allow."""
+    """An action that cannot be applied; the subclass says why."""
+
+
+class NotAllowed(TransitionError):
+    """The actor's role (or relation to the order) does not allow the action."""
+
+
+class WrongStatus(TransitionError):
+    """The order's status does not allow the action."""
+
+
+class BadRequest(TransitionError):
+    """The action's data is wrong (unknown worker, rating out of range, ...)."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +105,8 @@ def next_status(current: Status, action: Action, role: Role) -> Status:
     rule = TRANSITIONS[action]
     if role not in rule.roles:
         allowed = ", ".join(sorted(r.value for r in rule.roles))
-        raise TransitionError(f"a {role.value} may not {action.value} an order (allowed: {allowed})")
+        raise NotAllowed(f"a {role.value} may not {action.value} an order (allowed: {allowed})")
     if current not in rule.sources:
         allowed = ", ".join(sorted(s.value for s in rule.sources))
-        raise TransitionError(f"cannot {action.value} an order that is {current.value} (only from {allowed})")
+        raise WrongStatus(f"cannot {action.value} an order that is {current.value} (only from {allowed})")
     return rule.target

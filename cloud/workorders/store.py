@@ -27,12 +27,13 @@ from sc.contracts.messages import CLEARED_BY, Event, EventKind, EventState, Seve
 
 from .catalogue import EVENT_CATEGORY
 from .routing import Router
-from .states import ACTIVE, Action, Role, Status, TransitionError, next_status
+from .states import ACTIVE, Action, BadRequest, NotAllowed, Role, Status, next_status
 
 __all__ = [
     "EventOutcome",
     "NotFound",
     "add_dead_letters",
+    "create_report",
     "escalate_due",
     "open_key",
     "record_events",
@@ -278,18 +279,18 @@ def transition(
     if action is Action.DISPATCH:
         if department is not None:
             if department not in {d.id for d in router.site.departments}:
-                raise TransitionError(f"unknown department {department!r}")
+                raise BadRequest(f"unknown department {department!r}")
             order.department = department
             data["department"] = department
         if assignee is not None:
             worker = next((w for w in router.site.workers if w.id == assignee), None)
             if worker is None:
-                raise TransitionError(f"unknown worker {assignee!r}")
+                raise BadRequest(f"unknown worker {assignee!r}")
             order.assignee = assignee
             order.department = worker.department if department is None else order.department
             data["assignee"] = assignee
         if order.assignee is None:
-            raise TransitionError("dispatch needs an assignee: routing found nobody for this location")
+            raise BadRequest("dispatch needs an assignee: routing found nobody for this location")
     if action is Action.ACCEPT and order.responded_at is None:
         order.responded_at = now
         order.next_escalation_at = order.resolve_by
@@ -298,10 +299,10 @@ def transition(
         order.next_escalation_at = None
     if action is Action.CLOSE:
         if role is Role.RESIDENT and order.reporter != actor:
-            raise TransitionError("a resident may only close their own report")
+            raise NotAllowed("a resident may only close their own report")
         if rating is not None:
             if not 1 <= rating <= 5:
-                raise TransitionError("rating must be 1 to 5")
+                raise BadRequest("rating must be 1 to 5")
             order.rating = rating
             order.rating_comment = comment
             data["rating"] = rating
@@ -310,7 +311,7 @@ def transition(
         order.next_escalation_at = None
     if action is Action.REOPEN:
         if role is Role.RESIDENT and order.reporter != actor:
-            raise TransitionError("a resident may only reopen their own report")
+            raise NotAllowed("a resident may only reopen their own report")
         order.reopen_count += 1
         order.resolved_at = None
         order.closed_at = None
@@ -371,3 +372,55 @@ def escalate_due(session: Session, *, router: Router, now: datetime, limit: int 
         )  # fmt: skip
         escalated.append(order.id)
     return escalated
+
+
+# --------------------------------------------------------------------------- residents
+
+
+def create_report(
+    session: Session,
+    *,
+    router: Router,
+    service_code: str,
+    location: str,
+    description: str,
+    reporter: str,
+    now: datetime,
+    media_url: str | None = None,
+    severity: Severity = Severity.WARNING,
+) -> WorkOrder:
+    """A resident's report (报事报修) against a place in the grid tree, routed like an alarm."""
+    from .catalogue import SERVICES
+
+    service = SERVICES.get(service_code)
+    if service is None:
+        raise BadRequest(f"unknown service_code {service_code!r}: see /open311/v2/services.json")
+    route = router.route(
+        category=service.category, subcategory=service_code.split(".", 1)[1], severity=severity,
+        location=location, now=now,
+    )  # fmt: skip
+    order = WorkOrder(
+        source="resident", open_key=None, device=None, kind=service_code, category=service.category,
+        subcategory=route.subcategory, severity=severity.value, status=Status.OPEN.value,
+        title=f"{service.name} at {location}", description=description, location=location, grid=route.grid,
+        community=route.community, street=route.street, department=route.department, assignee=route.assignee,
+        reporter=reporter, escalation_level=0, escalated_to=router.escalation_target(route.chain, 0),
+        next_escalation_at=route.respond_by, alarm_count=1, created_at=now, updated_at=now,
+        respond_by=route.respond_by, resolve_by=route.resolve_by, media_url=media_url,
+    )  # fmt: skip
+    session.add(order)
+    session.flush()
+    _history(
+        session, order_id=order.id, at=now, actor=reporter, role=Role.RESIDENT, action="open",
+        from_status=None, to_status=Status.OPEN, note=description[:200],
+    )  # fmt: skip
+    if route.assignee is not None:
+        order.status = Status.DISPATCHED.value
+        _history(
+            session, order_id=order.id, at=now, actor=SYSTEM, role=Role.SYSTEM, action=Action.DISPATCH.value,
+            from_status=Status.OPEN, to_status=Status.DISPATCHED,
+            note=f"routed to {route.department}, assigned to {route.assignee}",
+            data={"department": route.department, "assignee": route.assignee},
+        )  # fmt: skip
+    session.flush()
+    return order

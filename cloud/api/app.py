@@ -1,0 +1,34 @@
+"""The FastAPI application. Built by :func:`create_api` with everything it needs passed in."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+import sc
+
+from .deps import ApiContext
+from .routes import auth, devices, live, open311, stats, workorders
+
+__all__ = ["create_api"]
+
+DESCRIPTION = """
+Work orders from device alarms and resident reports, devices and their state, events,
+supervision figures and a live feed for the control room.
+
+Sign in with `POST /api/v1/auth/token` (username, password) and send the token as
+`Authorization: Bearer <token>`. Roles: operator (control room), grid_worker, department,
+resident, admin. A role that may not do something gets 403; bad input gets 422 with the reason.
+"""
+
+
+def create_api(ctx: ApiContext) -> FastAPI:
+    api = FastAPI(title="Smart-community cloud API", version=sc.__version__, description=DESCRIPTION)
+    api.state.ctx = ctx
+    for module in (auth, workorders, devices, stats, open311, live):
+        api.include_router(module.router)
+
+    @api.get("/health", tags=["health"], summary="Liveness (no sign-in)")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api

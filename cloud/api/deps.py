@@ -1,0 +1,79 @@
+"""Dependencies: the request's database session, the signed-in user, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.db.models import User
+from cloud.users import user_for_token
+from cloud.workorders.routing import Router
+from cloud.workorders.states import Role
+from sc.config.schema import SiteConfig
+
+__all__ = ["ApiContext", "CtxDep", "CurrentUser", "SessionDep", "require"]
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    site: SiteConfig
+    router: Router
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime]
+    token_ttl: timedelta = timedelta(hours=12)
+    feed_poll_s: float = 0.5
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[ApiContext, Depends(_ctx)]
+
+
+def _session(ctx: CtxDep) -> Iterator[Session]:
+    with ctx.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def _current_user(ctx: CtxDep, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]) -> User:
+    if not token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "sign in first: POST /api/v1/auth/token", {"WWW-Authenticate": "Bearer"}
+        )
+    user = user_for_token(session, token=token, now=ctx.clock())
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "the token is unknown or expired", {"WWW-Authenticate": "Bearer"}
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+def require(*roles: Role) -> Callable[[User], User]:
+    """A dependency that lets only ``roles`` through (403 otherwise)."""
+    allowed = {r.value for r in roles}
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a {user.role} may not do this (allowed: {', '.join(sorted(allowed))})",
+            )
+        return user
+
+    return check

@@ -1,0 +1,77 @@
+"""Gateways and devices with their current state; events they sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy import select
+
+from cloud.db.models import DeviceState, EventRow
+from cloud.workorders.states import Role
+
+from ..deps import CtxDep, SessionDep, require
+from ..schemas import DevicePublic, EventPublic
+
+router = APIRouter(prefix="/api/v1", tags=["devices and events"])
+# residents see their own reports only; everyone else watches devices
+Staff = Depends(require(Role.OPERATOR, Role.ADMIN, Role.GRID_WORKER, Role.DEPARTMENT))
+
+
+def _public(ctx: CtxDep, row: DeviceState) -> DevicePublic:
+    d = DevicePublic.model_validate(row)
+    for gw in ctx.site.gateways:
+        if gw.id == row.id:
+            return d.model_copy(update={"location": gw.location, "type": f"gateway:{gw.role.value}"})
+        for dev in gw.devices:
+            if dev.id == row.id:
+                return d.model_copy(update={"location": dev.location, "type": dev.type.value})
+    return d
+
+
+@router.get("/devices", response_model=list[DevicePublic], dependencies=[Staff], summary="Gateways and devices")
+def list_devices(
+    ctx: CtxDep,
+    session: SessionDep,
+    gateway: str | None = None,
+    online: bool | None = None,
+    type_: Annotated[str | None, Query(alias="type", description="smoke, manhole, bin or gateway")] = None,
+) -> list[DevicePublic]:
+    q = select(DeviceState).order_by(DeviceState.gateway, DeviceState.id)
+    if gateway is not None:
+        q = q.where(DeviceState.gateway == gateway)
+    if online is not None:
+        q = q.where(DeviceState.online.is_(online))
+    out = [_public(ctx, r) for r in session.execute(q).scalars()]
+    if type_ is not None:
+        out = [d for d in out if (d.type or "").split(":")[0] == type_]
+    return out
+
+
+@router.get("/devices/{device_id}", response_model=DevicePublic, dependencies=[Staff])
+def get_device(device_id: str, ctx: CtxDep, session: SessionDep) -> DevicePublic:
+    row = session.get(DeviceState, device_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r} has reported yet")
+    return _public(ctx, row)
+
+
+@router.get("/events", response_model=list[EventPublic], dependencies=[Staff], summary="Events, newest first")
+def list_events(
+    session: SessionDep,
+    device: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[EventPublic]:
+    q = select(EventRow).order_by(EventRow.received_at.desc()).limit(limit)
+    if device is not None:
+        q = q.where(EventRow.device == device)
+    if kind is not None:
+        q = q.where(EventRow.kind == kind)
+    if since is not None:
+        if since.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since needs a time zone, e.g. ...Z")
+        q = q.where(EventRow.received_at >= since)
+    return [EventPublic.model_validate(e) for e in session.execute(q).scalars()]

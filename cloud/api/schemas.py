@@ -1,0 +1,146 @@
+"""What the API takes and returns. Separate from the tables: no row is ever returned as is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.workorders.states import Action
+
+__all__ = [
+    "ActionRequest",
+    "DevicePublic",
+    "EventPublic",
+    "GroupStats",
+    "HistoryPublic",
+    "Token",
+    "UserPublic",
+    "WorkOrderDetail",
+    "WorkOrderPublic",
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="seconds")
+
+
+class UserPublic(_Out):
+    id: str
+    name: str
+    role: str
+    department: str | None
+    location: str | None
+
+
+class DevicePublic(_Out):
+    id: str
+    gateway: str
+    is_gateway: bool
+    online: bool | None = Field(description="null: not known yet; a device is unknown while its gateway is offline")
+    status_reason: str
+    status_since: datetime | None
+    last_seen: datetime | None
+    last_reading: dict[str, Any] | None
+    location: str | None = None
+    type: str | None = None
+
+
+class EventPublic(_Out):
+    id: str
+    gateway: str
+    device: str
+    seq: int
+    ts: datetime
+    received_at: datetime
+    kind: str
+    state: str
+    severity: str
+    payload: dict[str, Any]
+    work_order_id: int | None
+
+
+class HistoryPublic(_Out):
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str
+    data: dict[str, Any] | None
+
+
+class WorkOrderPublic(_Out):
+    id: int
+    source: str
+    device: str | None
+    kind: str
+    category: str
+    subcategory: str
+    severity: str
+    status: str
+    title: str
+    description: str
+    location: str
+    grid: str | None
+    community: str | None
+    street: str
+    department: str
+    assignee: str | None
+    reporter: str | None
+    escalation_level: int
+    escalated_to: str | None
+    alarm_count: int
+    last_reading: dict[str, Any] | None
+    cleared_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    respond_by: datetime
+    resolve_by: datetime
+    responded_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    reopen_count: int
+    rating: int | None
+    rating_comment: str | None
+    media_url: str | None
+
+
+class WorkOrderDetail(WorkOrderPublic):
+    history: list[HistoryPublic]
+    events: list[EventPublic]
+
+
+class ActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    note: str = Field(default="", max_length=2000)
+    assignee: str | None = Field(default=None, description="dispatch: the worker id")
+    department: str | None = Field(default=None, description="dispatch: the department id")
+    rating: int | None = Field(default=None, ge=1, le=5, description="close: 1-5")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class GroupStats(BaseModel):
+    key: str
+    orders: int
+    responded: int
+    resolved: int
+    closed: int
+    avg_response_min: float | None
+    avg_resolution_min: float | None
+    response_deadline_met_pct: float | None
+    resolution_deadline_met_pct: float | None
+    escalated: int
+    reopen_rate_pct: float | None
+    avg_rating: float | None
+    ratings: int

@@ -1,0 +1,264 @@
+"""The HTTP API on a real server: auth and roles, work-order lifecycle, Open311 reports,
+supervision figures, escalation with a controlled clock, and the live feed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine
+
+from cloud.app import CloudApp
+from cloud.db.engine import make_sessions
+from cloud.settings import CloudSettings
+from cloud.users import create_user
+from cloud.workorders.states import Role
+from harness import Site, wait_until
+from sc.contracts.messages import AlarmPayload, Event, EventKind, EventState, Severity, SmokeReading, encode
+from sc.contracts.topics import Kind, Topic
+
+PASSWORD = "correct horse battery"
+USERS = {
+    "op-1": (Role.OPERATOR, None, None),
+    "w-fire": (Role.GRID_WORKER, "fire", None),
+    "w-prop": (Role.GRID_WORKER, "property", None),
+    "dept-fire": (Role.DEPARTMENT, "fire", None),
+    "r-1": (Role.RESIDENT, None, "b1-u1"),
+    "r-2": (Role.RESIDENT, None, "b1-u2"),
+}
+
+
+class Clock:
+    """A clock the test moves by hand (deadlines, escalation)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, minutes: float) -> None:
+        with self._lock:
+            self.now += timedelta(minutes=minutes)
+
+
+@dataclass
+class Stack:
+    site: Site
+    app: CloudApp
+    clock: Clock
+    base: str
+    tokens: dict[str, str]
+
+    def client(self, user: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.Client(base_url=self.base, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def stack(site: Site, db: Engine) -> Iterator[Stack]:
+    clock = Clock()
+    with make_sessions(db).begin() as s:
+        for uid, (role, dept, loc) in USERS.items():
+            create_user(
+                s, user_id=uid, name=uid, role=role, password=PASSWORD, now=clock(), department=dept, location=loc
+            )
+    settings = CloudSettings.model_validate(
+        {"database_url": db.url.render_as_string(hide_password=False), "api_port": 0, "escalation_interval_s": 3600}
+    )
+    app = CloudApp(site.loaded, settings, clock=clock)
+    app.start()
+    base = f"http://127.0.0.1:{app.api_port}"
+    tokens = {}
+    with httpx.Client(base_url=base) as c:
+        for uid in USERS:
+            r = c.post("/api/v1/auth/token", data={"username": uid, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+            tokens[uid] = r.json()["access_token"]
+    try:
+        yield Stack(site, app, clock, base, tokens)
+    finally:
+        app.stop()
+
+
+def raise_alarm(st: Stack, device: str = "smoke-1", seq: int = 1) -> str:
+    reading = SmokeReading(smoke_density=15, temperature_c=30, battery_pct=80, alarm=True, fault=False)
+    ev = Event(
+        site="test", gateway="gw-a", device=device, ts=st.clock(), seq=seq, kind=EventKind.SMOKE_ALARM,
+        state=EventState.RAISED, severity=Severity.CRITICAL,
+        payload=AlarmPayload(rule="smoke_density >= 8", value=15, threshold=8, reading=reading),
+    )  # fmt: skip
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"gw-a-api-{seq}")
+    c.username_pw_set("gw-a", st.site.password("gw-a"))
+    c.connect("127.0.0.1", st.site.port)
+    c.loop_start()
+    c.publish(str(Topic("test", "gw-a", Kind.EVENT, device)), encode(ev), qos=1).wait_for_publish(5)
+    c.disconnect()
+    c.loop_stop()
+    return ev.id
+
+
+def orders_of(st: Stack, user: str) -> list[dict[str, object]]:
+    with st.client(user) as c:
+        r = c.get("/api/v1/work-orders")
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+
+def act(st: Stack, user: str, order_id: int, **body: object) -> httpx.Response:
+    with st.client(user) as c:
+        return c.post(f"/api/v1/work-orders/{order_id}/actions", json=body)
+
+
+def test_every_call_is_authenticated(stack: Stack) -> None:
+    with stack.client(None) as c:
+        assert c.get("/health").json() == {"status": "ok"}
+        r = c.get("/api/v1/work-orders")
+        assert r.status_code == 401 and r.json()["detail"] == "sign in first: POST /api/v1/auth/token"
+        r = c.post("/api/v1/auth/token", data={"username": "op-1", "password": "nope"})
+        assert r.status_code == 401 and r.json()["detail"] == "wrong username or password"
+        r = c.get("/api/v1/work-orders", headers={"Authorization": "Bearer made-up"})
+        assert r.status_code == 401 and r.json()["detail"] == "the token is unknown or expired"
+    with stack.client("w-fire") as c:
+        assert c.get("/api/v1/auth/me").json() == {
+            "id": "w-fire", "name": "w-fire", "role": "grid_worker", "department": "fire", "location": None
+        }  # fmt: skip
+    stack.clock.advance(13 * 60)  # tokens last 12 h
+    with stack.client("op-1") as c:
+        assert c.get("/api/v1/work-orders").status_code == 401
+
+
+def test_an_alarm_is_worked_through_to_a_rated_close(stack: Stack) -> None:
+    event_id = raise_alarm(stack)
+    assert wait_until(lambda: len(orders_of(stack, "op-1")) == 1, 10)
+    [o] = orders_of(stack, "op-1")
+    assert (o["kind"], o["status"], o["department"], o["assignee"]) == ("smoke_alarm", "dispatched", "fire", "w-fire")
+    oid = int(o["id"])  # type: ignore[call-overload]
+    # who sees it: the assignee, its department and the control room; not another department's worker
+    assert [x["id"] for x in orders_of(stack, "w-fire")] == [oid]
+    assert [x["id"] for x in orders_of(stack, "dept-fire")] == [oid]
+    assert orders_of(stack, "r-1") == []
+    with stack.client("r-1") as c:
+        r = c.get("/api/v1/devices")
+        assert r.status_code == 403
+        assert r.json()["detail"] == "a resident may not do this (allowed: admin, department, grid_worker, operator)"
+        assert c.get(f"/api/v1/work-orders/{oid}").status_code == 404
+    # wrong role, wrong order of steps, bad input: refused with the reason, nothing written
+    r = act(stack, "r-1", oid, action="accept")
+    assert r.status_code == 404  # a resident does not even see someone else's order
+    r = act(stack, "op-1", oid, action="close")
+    assert (r.status_code, r.json()["detail"]) == (409, "cannot close an order that is dispatched (only from resolved)")
+    r = act(stack, "op-1", oid, action="dispatch", assignee="nobody")
+    assert (r.status_code, r.json()["detail"]) == (422, "unknown worker 'nobody'")
+    r = act(stack, "op-1", oid, action="explode")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "action"]
+    r = act(stack, "op-1", oid, action="accept", extra=1)
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "extra_forbidden"
+    # the worker's steps, a minute apart
+    for action in ("accept", "arrive", "resolve"):
+        stack.clock.advance(1)
+        r = act(stack, "w-fire", oid, action=action, note=f"{action} note")
+        assert r.status_code == 200, r.text
+    r = act(stack, "op-1", oid, action="close", rating=6)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "rating"]
+    r = act(stack, "op-1", oid, action="close", rating=5, comment="quick")
+    assert r.status_code == 200
+    detail = r.json()
+    assert (detail["status"], detail["rating"], detail["rating_comment"]) == ("closed", 5, "quick")
+    assert [(h["action"], h["actor"], h["to_status"]) for h in detail["history"]] == [
+        ("open", "system", "open"),
+        ("dispatch", "system", "dispatched"),
+        ("accept", "w-fire", "accepted"),
+        ("arrive", "w-fire", "on_site"),
+        ("resolve", "w-fire", "resolved"),
+        ("close", "op-1", "closed"),
+    ]
+    assert [e["id"] for e in detail["events"]] == [event_id]
+    # the figures come straight from the data
+    with stack.client("op-1") as c:
+        r = c.get("/api/v1/stats", params={"by": "department"})
+        assert r.status_code == 200
+        [fig] = r.json()
+    assert fig == {
+        "key": "fire", "orders": 1, "responded": 1, "resolved": 1, "closed": 1, "avg_response_min": 1.0,
+        "avg_resolution_min": 3.0, "response_deadline_met_pct": 100.0, "resolution_deadline_met_pct": 100.0,
+        "escalated": 0, "reopen_rate_pct": 0.0, "avg_rating": 5.0, "ratings": 1,
+    }  # fmt: skip
+
+
+def test_missed_deadlines_escalate_and_the_live_feed_shows_it(stack: Stack) -> None:
+    received: list[dict[str, object]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with stack.client("op-1") as c, c.stream("GET", "/api/v1/live", timeout=20) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith(": live feed"):
+                    ready.set()
+                if line.startswith("data: "):
+                    received.append(json.loads(line[6:]))
+                    if received[-1]["action"] == "escalate":
+                        return
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    t0 = time.monotonic()
+    raise_alarm(stack)
+    assert wait_until(lambda: len(received) >= 2, 10)
+    opened_after = time.monotonic() - t0
+    assert [r["action"] for r in received[:2]] == ["open", "dispatch"]
+    assert opened_after < 2.0, f"the control room saw the alarm only after {opened_after:.2f} s"
+    oid = received[0]["order"]["id"]  # type: ignore[index]
+    stack.clock.advance(6)  # critical: first response due within 5 minutes
+    assert stack.app.scheduler.tick() == [oid]
+    t.join(10)
+    assert received[-1]["action"] == "escalate"
+    assert received[-1]["order"]["escalation_level"] == 1  # type: ignore[index]
+    assert received[-1]["note"] == "first response deadline passed: escalated to c1 (level 1)"
+
+
+def test_a_resident_files_a_report_with_open311_and_rates_it(stack: Stack) -> None:
+    with stack.client("r-1") as c:
+        services = c.get("/open311/v2/services.json").json()
+        assert len(services) == 23 and {s["service_code"] for s in services} >= {"stairwell.lighting"}
+        r = c.post(
+            "/open311/v2/requests.json",
+            data={"service_code": "stairwell.lighting", "address_id": "b1-u1", "description": "light out on floor 3"},
+        )
+        assert r.status_code == 200, r.text
+        [created] = r.json()
+        rid = created["service_request_id"]
+        assert created["service_notice"].startswith("routed to grid-office; first response by ")
+        bad = c.post("/open311/v2/requests.json", data={"service_code": "stairwell.lighting", "address_id": "nowhere"})
+        assert bad.status_code == 400
+        assert bad.json() == [{"code": 400, "description": "location 'nowhere' is not in the grid tree"}]
+        bad = c.post("/open311/v2/requests.json", data={"service_code": "x.y", "address_id": "b1-u1"})
+        assert bad.json() == [{"code": 400, "description": "unknown service_code 'x.y': see /open311/v2/services.json"}]
+        [req] = c.get(f"/open311/v2/requests/{rid}.json").json()
+        assert (req["status"], req["status_notes"], req["address"], req["agency_responsible"]) == (
+            "open", "dispatched", "Building 1 Stair 1", "Grid office"
+        )  # fmt: skip
+    with stack.client("r-2") as c:  # another resident sees nothing of it
+        assert c.get("/open311/v2/requests.json").json() == []
+        assert c.get(f"/open311/v2/requests/{rid}.json").status_code == 404
+    for action in ("accept", "resolve"):
+        assert act(stack, "op-1", int(rid), action=action).status_code == 200
+    r = act(stack, "r-2", int(rid), action="close", rating=1)
+    assert r.status_code == 404
+    r = act(stack, "r-1", int(rid), action="close", rating=4, comment="fixed next day")
+    assert r.status_code == 200 and r.json()["rating"] == 4
+    with stack.client("r-1") as c:
+        [req] = c.get("/open311/v2/requests.json", params={"status": "closed"}).json()
+        assert req["service_request_id"] == rid
