@@ -8,5 +8,6 @@ COPY cloud ./cloud
 COPY devices ./devices
 COPY firmware-sim ./firmware-sim
 COPY configs ./configs
-RUN pip install --no-cache-dir ".[edge,sim]"
+COPY alembic.ini ./
+RUN pip install --no-cache-dir ".[edge,cloud,sim]"
 ENTRYPOINT ["sc"]

@@ -69,8 +69,21 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
                             f"respond by {wo.respond_by:%m-%d %H:%M}, resolve by {wo.resolve_by:%m-%d %H:%M} UTC"
                         )
 
-    cloud = CloudApp(cfg, CloudSettings(database_url=db_url), on_outcomes=show_orders)
+    import secrets
+    from datetime import UTC, datetime
+
+    from cloud.db.engine import make_sessions
+    from cloud.users import create_user
+    from cloud.workorders.states import Role
+
+    password = secrets.token_urlsafe(9)
+    with make_sessions(make_engine(db_url)).begin() as s:
+        create_user(
+            s, user_id="operator", name="Demo operator", role=Role.OPERATOR, password=password, now=datetime.now(UTC)
+        )
+    cloud = CloudApp(cfg, CloudSettings(database_url=db_url, api_port=0), on_outcomes=show_orders)
     cloud.start()
+    print(f"demo: API at http://127.0.0.1:{cloud.api_port}/docs - sign in as operator / {password}")
     sim = SimulatorThread(Simulator(cfg, scenario=sc_, speed=speed)).start()
     apps = [EdgeApp(cfg, g.id) for g in demo_gateways]
 
