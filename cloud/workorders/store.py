@@ -111,39 +111,65 @@ def record_events(
     device_locations: dict[str, str],
     now: datetime,
 ) -> list[EventOutcome]:
-    """Store ``events`` (in order) and apply each new one to the work orders.
+    """Store ``events`` and apply each new one to the work orders; outcomes in the input order.
 
     ``device_locations`` maps device and gateway ids to grid-tree ids; an
     event from a device the site config does not know is placed at its
     gateway's location.
+
+    Rows are touched in a fixed order (events by id, orders by key), so two
+    ingesters writing overlapping batches at once never deadlock; the events
+    of one device and kind are applied in the order they came, with one
+    statement per order and batch however long the alarm storm.
     """
-    outcomes: list[EventOutcome] = []
-    for ev in events:
-        ins = _insert(session, EventRow).values(
-            id=ev.id,
-            site=ev.site,
-            gateway=ev.gateway,
-            device=ev.device,
-            seq=ev.seq,
-            ts=ev.ts,
-            received_at=now,
-            kind=ev.kind.value,
-            state=ev.state.value,
-            severity=ev.severity.value,
-            payload=ev.payload.model_dump(mode="json"),
+    if not events:
+        return []
+    unique = {ev.id: ev for ev in events}
+    rows = [
+        {
+            "id": ev.id,
+            "site": ev.site,
+            "gateway": ev.gateway,
+            "device": ev.device,
+            "seq": ev.seq,
+            "ts": ev.ts,
+            "received_at": now,
+            "kind": ev.kind.value,
+            "state": ev.state.value,
+            "severity": ev.severity.value,
+            "payload": ev.payload.model_dump(mode="json"),
+        }
+        for ev in sorted(unique.values(), key=lambda e: e.id)
+    ]
+    new_ids: set[str] = set()
+    for start in range(0, len(rows), 1000):  # stay well under SQLite's limit of bound parameters
+        ins = (
+            _insert(session, EventRow).values(rows[start : start + 1000]).on_conflict_do_nothing(index_elements=["id"])
         )
-        stored = session.execute(ins.on_conflict_do_nothing(index_elements=["id"]).returning(EventRow.id)).first()
-        if stored is None:
-            outcomes.append(EventOutcome(ev.id, duplicate=True))
+        new_ids |= {r[0] for r in session.execute(ins.returning(EventRow.id))}
+    by_key: dict[str, list[Event]] = {}
+    seen: set[str] = set()
+    for ev in events:
+        if ev.id not in new_ids or ev.id in seen:
             continue
-        location = device_locations.get(ev.device) or device_locations.get(ev.gateway)
-        if ev.state is EventState.RAISED and ev.kind is not EventKind.DEVICE_ONLINE and location is not None:
-            outcomes.append(_raise(session, ev=ev, router=router, location=location, now=now))
-        elif ev.state is EventState.CLEARED:
-            outcomes.append(_clear(session, ev=ev, now=now))
+        seen.add(ev.id)
+        raised_kind = CLEARED_BY.get(ev.kind, ev.kind)
+        by_key.setdefault(open_key(ev.device, raised_kind.value), []).append(ev)
+    results: dict[str, EventOutcome] = {}
+    for key in sorted(by_key):
+        group = by_key[key]
+        location = device_locations.get(group[0].device) or device_locations.get(group[0].gateway)
+        for outcome in _apply_group(session, key=key, group=group, router=router, location=location, now=now):
+            results[outcome.event_id] = outcome
+    out: list[EventOutcome] = []
+    reported: set[str] = set()
+    for ev in events:
+        if ev.id in results and ev.id not in reported:
+            reported.add(ev.id)
+            out.append(results[ev.id])
         else:
-            outcomes.append(EventOutcome(ev.id, duplicate=False))
-    return outcomes
+            out.append(EventOutcome(ev.id, duplicate=True))
+    return out
 
 
 def _reading(ev: Event) -> dict[str, Any] | None:
@@ -151,56 +177,56 @@ def _reading(ev: Event) -> dict[str, Any] | None:
     return reading.model_dump(mode="json") if reading is not None else None
 
 
-def _raise(session: Session, *, ev: Event, router: Router, location: str, now: datetime) -> EventOutcome:
-    route = router.route_event(kind=ev.kind, severity=ev.severity, location=location, now=now)
-    category, subcategory = EVENT_CATEGORY[ev.kind]
-    key = open_key(ev.device, ev.kind.value)
+def _apply_group(
+    session: Session, *, key: str, group: list[Event], router: Router, location: str | None, now: datetime
+) -> list[EventOutcome]:
+    """The new events of one device and kind, in order, applied to its open order."""
+    raises = [e for e in group if e.state is EventState.RAISED and e.kind is not EventKind.DEVICE_ONLINE]
+    last = group[-1]
+    if not raises or location is None:
+        # only clears (or a device nobody placed): note the last clear on the open order, if any
+        clears = [e for e in group if e.state is EventState.CLEARED]
+        if not clears:
+            return [EventOutcome(e.id, duplicate=False) for e in group]
+        order = session.execute(select(WorkOrder).where(WorkOrder.open_key == key)).scalar_one_or_none()
+        if order is None:
+            return [EventOutcome(e.id, duplicate=False) for e in group]
+        _note_clear(session, order=order, ev=clears[-1], now=now)
+        _link(session, order.id, [e.id for e in group])
+        return [EventOutcome(e.id, duplicate=False, order_id=order.id, cleared=True) for e in group]
+    first = raises[0]
+    cleared_last = last.state is EventState.CLEARED
+    route = router.route_event(kind=first.kind, severity=first.severity, location=location, now=now)
+    category, subcategory = EVENT_CATEGORY[first.kind]
+    reading = _reading(last) or _reading(raises[-1])
     values = dict(
-        source="device",
-        open_key=key,
-        device=ev.device,
-        kind=ev.kind.value,
-        category=category,
-        subcategory=subcategory,
-        severity=ev.severity.value,
-        status=Status.OPEN.value,
-        title=f"{ev.kind.value.replace('_', ' ')} at {location} ({ev.device})",
-        location=location,
-        grid=route.grid,
-        community=route.community,
-        street=route.street,
-        department=route.department,
-        assignee=route.assignee,
-        escalation_level=0,
-        escalated_to=router.escalation_target(route.chain, 0),
-        next_escalation_at=route.respond_by,
-        alarm_count=1,
-        first_event_id=ev.id,
-        last_event_id=ev.id,
-        last_reading=_reading(ev),
-        created_at=now,
-        updated_at=now,
-        respond_by=route.respond_by,
-        resolve_by=route.resolve_by,
-    )
+        source="device", open_key=key, device=first.device, kind=first.kind.value, category=category,
+        subcategory=subcategory, severity=first.severity.value, status=Status.OPEN.value,
+        title=f"{first.kind.value.replace('_', ' ')} at {location} ({first.device})", location=location,
+        grid=route.grid, community=route.community, street=route.street, department=route.department,
+        assignee=route.assignee, escalation_level=0, escalated_to=router.escalation_target(route.chain, 0),
+        next_escalation_at=route.respond_by, alarm_count=len(raises), first_event_id=first.id,
+        last_event_id=last.id, last_reading=reading, cleared_at=now if cleared_last else None,
+        created_at=now, updated_at=now, respond_by=route.respond_by, resolve_by=route.resolve_by,
+    )  # fmt: skip
     ins = _insert(session, WorkOrder).values(**values)
     upsert = ins.on_conflict_do_update(
         index_elements=["open_key"],
         set_={
-            "alarm_count": WorkOrder.alarm_count + 1,
+            "alarm_count": WorkOrder.alarm_count + len(raises),
             "last_event_id": ins.excluded.last_event_id,
             "last_reading": ins.excluded.last_reading,
             "updated_at": ins.excluded.updated_at,
-            "cleared_at": None,
+            "cleared_at": ins.excluded.cleared_at,
         },
-    ).returning(WorkOrder.id, WorkOrder.alarm_count)
-    order_id, count = session.execute(upsert).one()
-    session.execute(update(EventRow).where(EventRow.id == ev.id).values(work_order_id=order_id))
-    opened = count == 1
+    ).returning(WorkOrder.id, WorkOrder.first_event_id)
+    order_id, first_event_id = session.execute(upsert).one()
+    _link(session, order_id, [e.id for e in group])
+    opened = first_event_id == first.id
     if opened:
         _history(
             session, order_id=order_id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="open",
-            from_status=None, to_status=Status.OPEN, data={"event_id": ev.id, "device": ev.device},
+            from_status=None, to_status=Status.OPEN, data={"event_id": first.id, "device": first.device},
         )  # fmt: skip
         if route.assignee is not None:  # routing found the person: dispatch at once
             session.execute(update(WorkOrder).where(WorkOrder.id == order_id).values(status=Status.DISPATCHED.value))
@@ -210,26 +236,38 @@ def _raise(session: Session, *, ev: Event, router: Router, location: str, now: d
                 note=f"routed to {route.department}, assigned to {route.assignee}",
                 data={"department": route.department, "assignee": route.assignee},
             )  # fmt: skip
-    return EventOutcome(ev.id, duplicate=False, order_id=order_id, opened=opened, attached=not opened)
+    if cleared_last:
+        _history(
+            session, order_id=order_id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="device_cleared",
+            from_status=None, to_status=None, note=_CLEARED_NOTE, data={"event_id": last.id},
+        )  # fmt: skip
+    out = []
+    for e in group:
+        if e is first:
+            out.append(EventOutcome(e.id, duplicate=False, order_id=order_id, opened=opened, attached=not opened))
+        elif e.state is EventState.CLEARED:
+            out.append(EventOutcome(e.id, duplicate=False, order_id=order_id, cleared=True))
+        else:
+            out.append(EventOutcome(e.id, duplicate=False, order_id=order_id, attached=True))
+    return out
 
 
-def _clear(session: Session, *, ev: Event, now: datetime) -> EventOutcome:
-    raised_kind = CLEARED_BY.get(ev.kind, ev.kind)
-    key = open_key(ev.device, raised_kind.value)
-    order = session.execute(select(WorkOrder).where(WorkOrder.open_key == key)).scalar_one_or_none()
-    if order is None:
-        return EventOutcome(ev.id, duplicate=False)
+_CLEARED_NOTE = "the device reports the condition has ended; a person closes the order"
+
+
+def _link(session: Session, order_id: int, event_ids: list[str]) -> None:
+    session.execute(update(EventRow).where(EventRow.id.in_(event_ids)).values(work_order_id=order_id))
+
+
+def _note_clear(session: Session, *, order: WorkOrder, ev: Event, now: datetime) -> None:
     order.cleared_at = now
     order.last_event_id = ev.id
     order.last_reading = _reading(ev) or order.last_reading
     order.updated_at = now
-    session.execute(update(EventRow).where(EventRow.id == ev.id).values(work_order_id=order.id))
     _history(
         session, order_id=order.id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="device_cleared",
-        from_status=None, to_status=None, note="the device reports the condition has ended; a person closes the order",
-        data={"event_id": ev.id},
+        from_status=None, to_status=None, note=_CLEARED_NOTE, data={"event_id": ev.id},
     )  # fmt: skip
-    return EventOutcome(ev.id, duplicate=False, order_id=order.id, cleared=True)
 
 
 def add_dead_letters(session: Session, *, items: list[tuple[str, str, bytes]], now: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from cloud.db.models import Base, DeadLetter, DeviceState, EventRow, WorkOrder, 
 from cloud.settings import CloudSettings
 from firmware_sim.runner import Simulator, SimulatorThread
 from firmware_sim.scenario import Scenario
-from harness import EdgeThread, InfluxProcess, Site, edge_process, wait_until
+from harness import EdgeThread, InfluxProcess, Site, TcpProxy, edge_process, wait_until
 from sc.contracts.messages import (
     AlarmPayload,
     Event,
@@ -27,6 +28,7 @@ from sc.contracts.messages import (
     EventState,
     Severity,
     SmokeReading,
+    Telemetry,
     encode,
 )
 from sc.contracts.topics import Kind, Topic
@@ -210,3 +212,109 @@ def test_an_ingester_killed_mid_burst_loses_nothing(site: Site, db: Engine, tmp_
 
 def _session_exists(site: Site, client_id: str) -> bool:
     return f"as {client_id} (" in site.broker.log_path.read_text()
+
+
+def _publish_fast(site: Site, messages: list[tuple[str, bytes]], client_id: str = "gw-a-burst") -> None:
+    """Publish QoS 1 as fast as paho goes, and wait for every PUBACK.
+
+    At most 20,000 are handed to paho unacknowledged: its message ids are 16 bits,
+    and a queue longer than 65,535 would reuse an id that is still waiting.
+    """
+    done = threading.Event()
+    room = threading.Semaphore(20_000)
+    acked = 0
+
+    def on_publish(*_: object) -> None:
+        nonlocal acked
+        acked += 1
+        room.release()
+        if acked == len(messages):
+            done.set()
+
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    c.username_pw_set("gw-a", site.password("gw-a"))
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.on_publish = on_publish
+    c.connect("127.0.0.1", site.port)
+    c.loop_start()
+    for topic, payload in messages:
+        assert room.acquire(timeout=60), "the broker stopped acknowledging"
+        c.publish(topic, payload, qos=1)
+    assert done.wait(180), f"only {acked} of {len(messages)} acknowledged"
+    c.disconnect()
+    c.loop_stop()
+
+
+@pytest.mark.slow
+def test_100k_messages_faster_than_the_ingesters_all_arrive(site: Site, db: Engine) -> None:
+    """Mosquitto's default queue limit would drop most of this; our broker config and sessions drop none."""
+    apps = [cloud(site, db, instance="1", queue_max=2000), cloud(site, db, instance="2", queue_max=2000)]
+    sys_dropped: list[int] = []
+    watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="sys-watch")
+    watcher.username_pw_set("cloud", site.password("cloud"))
+    watcher.on_message = lambda c, u, m: sys_dropped.append(int(m.payload))
+    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe("$SYS/broker/publish/messages/dropped")
+    watcher.connect("127.0.0.1", site.port)
+    watcher.loop_start()
+    try:
+        reading = SmokeReading(smoke_density=1.0, temperature_c=22, battery_pct=90, alarm=False, fault=False)
+        messages: list[tuple[str, bytes]] = []
+        seq = dict.fromkeys(range(10), 0)
+        for i in range(100_000):
+            dev = f"load-{i % 10}"
+            if i % 10 == 9:  # one in ten is an alarm
+                seq[i % 10] += 1
+                messages.append((str(Topic("test", "gw-a", Kind.EVENT, dev)), encode(_event(dev, seq[i % 10]))))
+            else:
+                t = Telemetry(site="test", gateway="gw-a", device=dev, ts=datetime.now(UTC), reading=reading)
+                messages.append((str(Topic("test", "gw-a", Kind.TELEMETRY, dev)), encode(t)))
+        t0 = time.monotonic()
+        _publish_fast(site, messages)
+        published_s = time.monotonic() - t0
+
+        def handled() -> int:
+            return sum(a.worker.counters.telemetry + a.worker.counters.events_new for a in apps)
+
+        assert wait_until(lambda: handled() >= 100_000, 180), handled()
+        assert handled() == 100_000
+        assert count(db, EventRow) == 10_000
+        assert sum(a.worker.counters.dead_letters for a in apps) == 0
+        assert all(a.worker.counters.messages > 10_000 for a in apps), [a.worker.counters.messages for a in apps]
+        assert wait_until(lambda: bool(sys_dropped), 5)
+        assert sys_dropped[-1] == 0
+        assert published_s < 120
+    finally:
+        watcher.loop_stop()
+        for a in apps:
+            a.stop()
+
+
+def test_a_database_outage_loses_nothing(site: Site, db: Engine) -> None:
+    """The ingester's database connection is cut mid-stream; it retries and acknowledges only what it stored."""
+    proxy = TcpProxy(db.url.port or 5432)
+    url = db.url.set(port=proxy.port).render_as_string(hide_password=False)
+    app = CloudApp(site.loaded, CloudSettings.model_validate({"database_url": url, "device_flush_s": 0.2}))
+    app.start()
+    try:
+        first = [
+            (str(Topic("test", "gw-a", Kind.EVENT, f"cut-{i}")), encode(_event(f"cut-{i}", 1))) for i in range(200)
+        ]
+        _publish_fast(site, first, client_id="gw-a-1")
+        assert wait_until(lambda: count(db, EventRow) == 200, 20)
+        proxy.cut()
+        second = [
+            (str(Topic("test", "gw-a", Kind.EVENT, f"cut-{i}")), encode(_event(f"cut-{i}", 2))) for i in range(200)
+        ]
+        _publish_fast(site, second, client_id="gw-a-2")  # the broker takes them; the ingester cannot store them
+        assert wait_until(lambda: app.worker.counters.db_errors > 0, 10)
+        time.sleep(1.0)
+        assert count(db, EventRow) == 200
+        proxy.heal()
+        assert wait_until(lambda: count(db, EventRow) == 400, 30), count(db, EventRow)
+        assert app.health()["healthy"] is True
+        [alarms] = {o.alarm_count for o in orders(db)}
+        assert alarms == 2 and len(orders(db)) == 200
+    finally:
+        app.stop()
+        proxy.close()
