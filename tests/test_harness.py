@@ -24,9 +24,10 @@ def test_influxdb_writes_and_queries_line_protocol(influxdb: InfluxProcess) -> N
     assert res["results"][0]["series"][0]["values"] == [["2023-11-14T22:13:20Z", 1.5]]
 
 
-def test_postgres_database_is_fresh_and_writable(postgres_url: str) -> None:
+def test_postgres_database_is_this_runs_own_and_writable(postgres_url: str) -> None:
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'").fetchone() == (0,)
-        conn.execute("CREATE TABLE t (x int)")
-        conn.execute("INSERT INTO t VALUES (42)")
-        assert conn.execute("SELECT x FROM t").fetchone() == (42,)
+        (name,) = conn.execute("SELECT current_database()").fetchone() or ("",)
+        assert name.startswith("sc_test_") and postgres_url.endswith(f"/{name}")
+        conn.execute("CREATE TEMPORARY TABLE harness_check (x int)")
+        conn.execute("INSERT INTO harness_check VALUES (42)")
+        assert conn.execute("SELECT x FROM harness_check").fetchone() == (42,)
