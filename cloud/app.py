@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sc.config.loader import LoadedConfig
@@ -140,7 +141,7 @@ class CloudApp:
 
         ctx = ApiContext(
             site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
-            token_ttl=timedelta(hours=s.token_ttl_h),
+            token_ttl=timedelta(hours=s.token_ttl_h), media_dir=Path(s.media_dir),
         )  # fmt: skip
         self.api_port = s.api_port or free_port()
         config = uvicorn.Config(

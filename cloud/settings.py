@@ -39,3 +39,4 @@ class CloudSettings(BaseSettings):
     api_port: int | None = Field(default=None, ge=0, le=65535, description="serve the HTTP API here (0: any free port)")
     api_host: str = Field(default="127.0.0.1", description="address the API listens on")
     token_ttl_h: float = Field(default=12.0, gt=0, description="how long a sign-in lasts")
+    media_dir: str = Field(default="run/media", description="where photos attached to reports are kept")

@@ -26,6 +26,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     api.state.ctx = ctx
     for module in (auth, workorders, devices, stats, open311, live):
         api.include_router(module.router)
+    api.include_router(open311.media_router)
 
     @api.get("/health", tags=["health"], summary="Liveness (no sign-in)")
     def health() -> dict[str, str]:

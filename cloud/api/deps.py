@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -28,6 +29,8 @@ class ApiContext:
     clock: Callable[[], datetime]
     token_ttl: timedelta = timedelta(hours=12)
     feed_poll_s: float = 0.5
+    media_dir: Path = Path("run/media")
+    media_max_bytes: int = 5 * 1024 * 1024
 
 
 def _ctx(request: Request) -> ApiContext:

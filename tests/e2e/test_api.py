@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as paho
@@ -66,7 +68,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(site: Site, db: Engine) -> Iterator[Stack]:
+def stack(site: Site, db: Engine, tmp_path: Path) -> Iterator[Stack]:
     clock = Clock()
     with make_sessions(db).begin() as s:
         for uid, (role, dept, loc) in USERS.items():
@@ -74,7 +76,12 @@ def stack(site: Site, db: Engine) -> Iterator[Stack]:
                 s, user_id=uid, name=uid, role=role, password=PASSWORD, now=clock(), department=dept, location=loc
             )
     settings = CloudSettings.model_validate(
-        {"database_url": db.url.render_as_string(hide_password=False), "api_port": 0, "escalation_interval_s": 3600}
+        {
+            "database_url": db.url.render_as_string(hide_password=False),
+            "api_port": 0,
+            "escalation_interval_s": 3600,
+            "media_dir": str(tmp_path / "media"),
+        }
     )
     app = CloudApp(site.loaded, settings, clock=clock)
     app.start()
@@ -262,3 +269,33 @@ def test_a_resident_files_a_report_with_open311_and_rates_it(stack: Stack) -> No
     with stack.client("r-1") as c:
         [req] = c.get("/open311/v2/requests.json", params={"status": "closed"}).json()
         assert req["service_request_id"] == rid
+
+
+def test_a_report_can_carry_a_photo(stack: Stack) -> None:
+    from PIL import Image
+
+    buf = BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="JPEG")
+    photo = buf.getvalue()
+    with stack.client("r-1") as c:
+        r = c.post(
+            "/open311/v2/requests.json",
+            data={"service_code": "stairwell.clutter", "address_id": "b1-u1", "description": "bikes in the stairwell"},
+            files={"media": ("clutter.jpg", photo, "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        rid = r.json()[0]["service_request_id"]
+        [req] = c.get(f"/open311/v2/requests/{rid}.json").json()
+        assert req["media_url"].startswith("/media/") and req["media_url"].endswith(".jpg")
+        got = c.get(req["media_url"])
+        assert got.status_code == 200 and got.content == photo and got.headers["content-type"] == "image/jpeg"
+        bad = c.post(
+            "/open311/v2/requests.json",
+            data={"service_code": "stairwell.clutter", "address_id": "b1-u1"},
+            files={"media": ("x.jpg", b"not a photo", "image/jpeg")},
+        )
+        assert bad.status_code == 400 and bad.json() == [
+            {"code": 400, "description": "media must be a JPEG or PNG photo"}
+        ]
+    with stack.client(None) as c:
+        assert c.get(req["media_url"]).status_code == 401

@@ -7,11 +7,13 @@ app posts it as ``address_id``. Errors use GeoReport's shape
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -122,7 +124,19 @@ def create_request(
     address_id: Annotated[str, Form(description="grid-tree id of the place, e.g. a stairwell")],
     description: Annotated[str, Form(max_length=4000)] = "",
     media_url: Annotated[str | None, Form(max_length=2000)] = None,
+    media: Annotated[UploadFile | None, File(description="a photo (JPEG or PNG, at most 5 MB)")] = None,
 ) -> list[RequestCreated] | JSONResponse:
+    if media is not None and media.filename:
+        data = media.file.read(ctx.media_max_bytes + 1)
+        kind = _image_kind(data)
+        if kind is None:
+            return _error(400, "media must be a JPEG or PNG photo")
+        if len(data) > ctx.media_max_bytes:
+            return _error(400, f"media is larger than {ctx.media_max_bytes // (1024 * 1024)} MB")
+        name = f"{secrets.token_hex(16)}.{kind}"
+        ctx.media_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.media_dir / name).write_bytes(data)
+        media_url = f"/media/{name}"
     try:
         order = create_report(
             session, router=ctx.router, service_code=service_code, location=address_id, description=description,
@@ -134,6 +148,27 @@ def create_request(
     session.commit()
     notice = f"routed to {order.department}; first response by {order.respond_by:%Y-%m-%d %H:%M} UTC"
     return [RequestCreated(service_request_id=str(order.id), service_notice=notice, account_id=user.id)]
+
+
+def _image_kind(data: bytes) -> str | None:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    return None
+
+
+media_router = APIRouter(tags=["Open311 GeoReport v2"])
+
+
+@media_router.get("/media/{name}", response_model=None, summary="A photo attached to a report (signed-in users)")
+def get_media(name: str, ctx: CtxDep, user: CurrentUser) -> FileResponse | JSONResponse:
+    if not re.fullmatch(r"[0-9a-f]{32}\.(jpg|png)", name):
+        return _error(404, "no such photo")
+    path = ctx.media_dir / name
+    if not path.is_file():
+        return _error(404, "no such photo")
+    return FileResponse(path, media_type="image/jpeg" if name.endswith(".jpg") else "image/png")
 
 
 @router.get("/requests.json", response_model=list[RequestOut], summary="Reports you may see")
