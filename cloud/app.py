@@ -26,6 +26,7 @@ from sc.health import HealthServer
 from sc.mosquitto import free_port, wait_port
 from sc.mqtt import AuthRefused, MqttCredentials
 from sc.secrets import SecretError, read_password
+from sc.waiting import wait_until
 
 from .db.engine import SchemaError, make_engine, make_sessions, require_current
 from .ingest.consumer import Inbound, IngestConsumer
@@ -107,6 +108,7 @@ class CloudApp:
             topic_filter=f"{PREFIX}/{SCHEMA_VERSION}/{site.site.id}/#",
             share_group=s.share_group,
             out=inbox,
+            session_expiry_s=s.session_expiry_s,
         )
         self.worker = IngestWorker(
             site=site, router=self.router, sessions=self.sessions, inbox=inbox, ack=self.consumer.ack,
@@ -169,8 +171,15 @@ class CloudApp:
         if self.health_server is not None:
             self.health_server.stop()
         self.scheduler.stop()
-        self.consumer.stop()  # unacknowledged messages stay with the broker for next time
+        # Take no more, store what was delivered, then leave the share group for good. If the
+        # database cannot take the rest in time, keep the session: the broker re-delivers on restart.
+        self.consumer.pause()
+        drained = wait_until(lambda: self.worker.counters.messages >= self.consumer.received, 10.0)
+        self.consumer.stop(end_session=drained)
         self.worker.stop()
+        if not drained:
+            log.warning("cloud instance %s stopped with messages not yet stored: the broker keeps them for its return",
+                        self.settings.instance)  # fmt: skip
         if self.influx is not None:
             self.influx.stop(timeout=5)
         self.engine.dispose()

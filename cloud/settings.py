@@ -31,6 +31,11 @@ class CloudSettings(BaseSettings):
         description="this ingester's name: its MQTT session survives restarts",
     )
     share_group: str = Field(default="ingest", pattern=r"^[a-z0-9_-]{1,32}$")
+    session_expiry_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="how long the broker keeps a crashed ingester's share of messages for its return",
+    )
     batch_max: int = Field(default=500, ge=1, le=10_000, description="messages per database transaction")
     queue_max: int = Field(default=20_000, ge=100, description="messages buffered between MQTT and the database")
     escalation_interval_s: float = Field(default=10.0, gt=0, description="how often deadlines are checked")

@@ -21,7 +21,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,18 +33,10 @@ from sc.config.loader import LoadedConfig, load_site_config
 from sc.contracts.messages import Event, decode
 from sc.contracts.topics import Kind, Topic
 from sc.mosquitto import MosquittoProcess, free_port, wait_port
+from sc.waiting import wait_until
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return pred()
 
 
 @dataclass

@@ -28,7 +28,7 @@ class ApiContext:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
     token_ttl: timedelta = timedelta(hours=12)
-    feed_poll_s: float = 0.5
+    feed_poll_s: float = 0.2
     media_dir: Path = Path("run/media")
     media_max_bytes: int = 5 * 1024 * 1024
 

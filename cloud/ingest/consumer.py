@@ -55,7 +55,9 @@ class IngestConsumer:
         topic_filter: str,
         share_group: str,
         out: queue.Queue[Inbound],
+        session_expiry_s: int = SESSION_EXPIRY_S,
     ) -> None:
+        self.session_expiry_s = session_expiry_s
         self.broker = broker
         self.client_id = client_id
         self.subscription = f"$share/{share_group}/{topic_filter}"
@@ -84,7 +86,7 @@ class IngestConsumer:
 
     def start(self, wait_s: float = 5.0) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = self.session_expiry_s
         self._client.connect_async(
             self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s, clean_start=False, properties=props
         )
@@ -94,9 +96,25 @@ class IngestConsumer:
             self.stop()
             raise AuthRefused(f"broker refused ingester {self.client_id!r}: {self.refused}")
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop taking new messages (unsubscribe); what was delivered can still be acknowledged."""
+        if self.connected.is_set():
+            self._client.unsubscribe(self.subscription)
+
+    def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect. ``end_session``: tell the broker to forget this member now.
+
+        Only after everything received was stored and acknowledged: a member
+        whose session ends takes no further share of the stream, while one
+        that merely disconnects (a crash) keeps receiving its share, queued
+        for when it comes back.
+        """
         self._stopping = True
-        self._client.disconnect()
+        props = None
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+        self._client.disconnect(properties=props)
         self._client.loop_stop()
 
     def ack(self, messages: list[Inbound]) -> None:

@@ -1,7 +1,7 @@
 """The ingester's database side: validate, store, then acknowledge.
 
 One thread takes what the consumer received in batches (up to
-``batch_max`` messages, or what arrived within 20 ms) and handles each batch
+``batch_max`` messages: whatever is waiting when it is free) and handles each batch
 in one transaction: events stored once and turned into work orders, bad
 messages kept as dead letters with the reason and the raw bytes, device
 state updated. Only after the commit are the batch's messages acknowledged
@@ -122,11 +122,10 @@ class IngestWorker:
             first = self.inbox.get(timeout=0.2)
         except queue.Empty:
             return []
-        batch = [first]
-        deadline = time.monotonic() + 0.02
+        batch = [first]  # and whatever else is already waiting: a lone alarm does not wait for company
         while len(batch) < self.batch_max:
             try:
-                batch.append(self.inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+                batch.append(self.inbox.get_nowait())
             except queue.Empty:
                 break
         return batch
@@ -170,8 +169,10 @@ class IngestWorker:
             if parsed.dead:
                 add_dead_letters(s, items=parsed.dead, now=now)
             if flush_devices:
-                upsert_devices(s, rows=[self._devices[d] for d in sorted(self._dirty)])
+                upsert_devices(s, rows=[self._devices[d] for d in sorted(self._dirty)], now=now)
         if flush_devices:
+            for d in self._dirty:  # what was written is no longer news
+                self._devices.pop(d, None)
             self._dirty.clear()
             self._last_device_flush = time.monotonic()
         self.ack(batch)
@@ -218,15 +219,18 @@ class IngestWorker:
                 if self.telemetry is not None:
                     self.telemetry.submit_telemetry(t)
                 row = self._device(topic, now)
-                row["last_seen"] = t.ts
-                row["last_reading"] = t.reading.model_dump(mode="json")
+                if row.get("last_seen") is None or t.ts >= row["last_seen"]:
+                    row["last_seen"] = t.ts
+                    row["last_reading"] = t.reading.model_dump(mode="json")
             elif topic.kind is Kind.STATUS:
                 st = decode(Status, m.payload)
                 self.counters.statuses += 1
                 row = self._device(topic, now)
-                row["online"] = st.state is StatusState.ONLINE
-                row["status_reason"] = st.reason
-                row["status_since"] = st.ts or now
+                since = st.ts or now
+                if row.get("status_since") is None or since >= row["status_since"]:
+                    row["online"] = st.state is StatusState.ONLINE
+                    row["status_reason"] = st.reason
+                    row["status_since"] = since
             elif topic.kind is Kind.CMD_ACK:
                 ack = decode(CommandAck, m.payload)
                 log.info("command %s on %s/%s: ok=%s %s", ack.id, topic.gateway, topic.device, ack.ok, ack.error)
@@ -235,6 +239,7 @@ class IngestWorker:
             into.dead.append((m.topic, str(exc), m.payload))
 
     def _device(self, topic: Topic, now: datetime) -> dict[str, Any]:
+        """The pending update of one device: only what this ingester saw since the last flush."""
         row = self._devices.get(topic.device)
         if row is None:
             row = {
@@ -242,14 +247,7 @@ class IngestWorker:
                 "site": topic.site,
                 "gateway": topic.gateway,
                 "is_gateway": topic.device == topic.gateway,
-                "online": None,
-                "status_reason": "",
-                "status_since": None,
-                "last_seen": None,
-                "last_reading": None,
-                "updated_at": now,
             }
             self._devices[topic.device] = row
-        row["updated_at"] = now
         self._dirty.add(topic.device)
         return row

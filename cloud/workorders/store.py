@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -275,11 +275,30 @@ def add_dead_letters(session: Session, *, items: list[tuple[str, str, bytes]], n
     session.add_all(DeadLetter(received_at=now, topic=t, reason=r, payload=p) for t, r, p in items)
 
 
-def upsert_devices(session: Session, *, rows: list[dict[str, Any]]) -> None:
-    """Insert or update device/gateway state rows (keys of :class:`DeviceState`)."""
+_SEEN = ("last_seen", "last_reading")
+_STATUS = ("online", "status_reason", "status_since")
+
+
+def upsert_devices(session: Session, *, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Merge what one ingester saw of devices into their state rows.
+
+    Each row holds ``id``, ``site``, ``gateway``, ``is_gateway`` and only the
+    fields this ingester observed: ``last_seen`` + ``last_reading`` (from
+    telemetry) and/or ``online`` + ``status_reason`` + ``status_since`` (from a
+    status). With several ingesters each sees part of the stream, so a field
+    only moves forward in time: an older reading never replaces a newer one.
+    """
+    table = DeviceState.__table__
     for row in rows:
-        ins = _insert(session, DeviceState).values(**row)
-        changes = {k: getattr(ins.excluded, k) for k in row if k != "id"}
+        ins = _insert(session, DeviceState).values(**{"status_reason": "", **row, "updated_at": now})
+        ex = ins.excluded
+        changes: dict[str, Any] = {"updated_at": ex.updated_at}
+        if "last_seen" in row:
+            newer = or_(table.c.last_seen.is_(None), ex.last_seen >= table.c.last_seen)
+            changes |= {k: case((newer, getattr(ex, k)), else_=table.c[k]) for k in _SEEN}
+        if "status_since" in row:
+            newer = or_(table.c.status_since.is_(None), ex.status_since >= table.c.status_since)
+            changes |= {k: case((newer, getattr(ex, k)), else_=table.c[k]) for k in _STATUS}
         session.execute(ins.on_conflict_do_update(index_elements=["id"], set_=changes))
 
 

@@ -231,3 +231,33 @@ def test_reopen_puts_the_order_back_to_work(engine: Engine, router: Router) -> N
     (out,) = record(engine, router, [smoke(2)])
     assert out.attached  # type: ignore[attr-defined]
     assert Status(orders(engine)[0].status) is Status.REOPENED
+
+
+def test_device_state_only_moves_forward_whichever_ingester_writes_last(engine: Engine) -> None:
+    from cloud.db.models import DeviceState
+    from cloud.workorders.store import upsert_devices
+
+    ident = {"id": "smoke-1", "site": "test", "gateway": "gw-a", "is_gateway": False}
+    newer = {**ident, "last_seen": T0 + timedelta(seconds=10), "last_reading": {"smoke_density": 2.0}}
+    older = {**ident, "last_seen": T0, "last_reading": {"smoke_density": 1.0}}
+    status_new = {
+        **ident,
+        "online": False,
+        "status_reason": "3 failed polls",
+        "status_since": T0 + timedelta(seconds=5),
+    }
+    status_old = {**ident, "online": True, "status_reason": "answering", "status_since": T0}
+    sessions = make_sessions(engine)
+    for rows in ([newer], [older], [status_new], [status_old]):  # two ingesters, flushing out of order
+        with sessions.begin() as s:
+            upsert_devices(s, rows=rows, now=T0)
+    with Session(engine) as s:
+        d = s.get(DeviceState, "smoke-1")
+        assert d is not None
+        assert (d.last_seen, d.last_reading) == (T0 + timedelta(seconds=10), {"smoke_density": 2.0})
+        assert (d.online, d.status_reason, d.status_since) == (False, "3 failed polls", T0 + timedelta(seconds=5))
+    with sessions.begin() as s:  # a telemetry-only update leaves the status alone, and the other way round
+        upsert_devices(s, rows=[{**ident, "last_seen": T0 + timedelta(seconds=20), "last_reading": {"x": 1}}], now=T0)
+    with Session(engine) as s:
+        d = s.get(DeviceState, "smoke-1")
+        assert d is not None and d.online is False and d.last_reading == {"x": 1}

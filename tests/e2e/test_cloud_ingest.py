@@ -318,3 +318,16 @@ def test_a_database_outage_loses_nothing(site: Site, db: Engine) -> None:
     finally:
         app.stop()
         proxy.close()
+
+
+def test_a_cleanly_stopped_ingester_leaves_the_share_group(site: Site, db: Engine) -> None:
+    """After a clean stop the remaining ingester takes the whole stream; nothing waits for the one that left."""
+    first, second = cloud(site, db, instance="1"), cloud(site, db, instance="2")
+    try:
+        second.stop()
+        msgs = [(str(Topic("test", "gw-a", Kind.EVENT, f"s-{i}")), encode(_event(f"s-{i}", 1))) for i in range(40)]
+        _publish_fast(site, msgs)
+        assert wait_until(lambda: count(db, EventRow) == 40, 10), count(db, EventRow)
+        assert first.worker.counters.events_new == 40
+    finally:
+        first.stop()
