@@ -155,12 +155,7 @@ def record_events(
         seen.add(ev.id)
         raised_kind = CLEARED_BY.get(ev.kind, ev.kind)
         by_key.setdefault(open_key(ev.device, raised_kind.value), []).append(ev)
-    results: dict[str, EventOutcome] = {}
-    for key in sorted(by_key):
-        group = by_key[key]
-        location = device_locations.get(group[0].device) or device_locations.get(group[0].gateway)
-        for outcome in _apply_group(session, key=key, group=group, router=router, location=location, now=now):
-            results[outcome.event_id] = outcome
+    results = _apply_groups(session, by_key=by_key, router=router, device_locations=device_locations, now=now)
     out: list[EventOutcome] = []
     reported: set[str] = set()
     for ev in events:
@@ -177,97 +172,164 @@ def _reading(ev: Event) -> dict[str, Any] | None:
     return reading.model_dump(mode="json") if reading is not None else None
 
 
-def _apply_group(
-    session: Session, *, key: str, group: list[Event], router: Router, location: str | None, now: datetime
-) -> list[EventOutcome]:
-    """The new events of one device and kind, in order, applied to its open order."""
-    raises = [e for e in group if e.state is EventState.RAISED and e.kind is not EventKind.DEVICE_ONLINE]
-    last = group[-1]
-    if not raises or location is None:
-        # only clears (or a device nobody placed): note the last clear on the open order, if any
+def _apply_groups(
+    session: Session,
+    *,
+    by_key: dict[str, list[Event]],
+    router: Router,
+    device_locations: dict[str, str],
+    now: datetime,
+) -> dict[str, EventOutcome]:
+    """Apply the new events of a batch, grouped by order key, with a few set-based statements:
+    one multi-row upsert for every key that has alarms, one bulk link of events to orders,
+    and per-order work only where an order was opened or the device cleared."""
+    results: dict[str, EventOutcome] = {}
+    rows: list[dict[str, Any]] = []
+    raise_groups: dict[str, tuple[list[Event], list[Event], Any]] = {}
+    clear_only: dict[str, list[Event]] = {}
+    for key in sorted(by_key):
+        group = by_key[key]
+        location = device_locations.get(group[0].device) or device_locations.get(group[0].gateway)
+        raises = [e for e in group if e.state is EventState.RAISED and e.kind is not EventKind.DEVICE_ONLINE]
+        if not raises or location is None:
+            clear_only[key] = group
+            continue
+        first, last = raises[0], group[-1]
+        route = router.route_event(kind=first.kind, severity=first.severity, location=location, now=now)
+        raise_groups[key] = (group, raises, route)
+        category, subcategory = EVENT_CATEGORY[first.kind]
+        rows.append(
+            dict(
+                source="device",
+                open_key=key,
+                device=first.device,
+                kind=first.kind.value,
+                category=category,
+                subcategory=subcategory,
+                severity=first.severity.value,
+                status=Status.OPEN.value,
+                title=f"{first.kind.value.replace('_', ' ')} at {location} ({first.device})",
+                description="",
+                location=location,
+                grid=route.grid,
+                community=route.community,
+                street=route.street,
+                department=route.department,
+                assignee=route.assignee,
+                escalation_level=0,
+                escalated_to=router.escalation_target(route.chain, 0),
+                next_escalation_at=route.respond_by,
+                alarm_count=len(raises),
+                first_event_id=first.id,
+                last_event_id=last.id,
+                last_reading=_reading(last) or _reading(raises[-1]),
+                cleared_at=now if last.state is EventState.CLEARED else None,
+                created_at=now,
+                updated_at=now,
+                respond_by=route.respond_by,
+                resolve_by=route.resolve_by,
+                reopen_count=0,
+            )
+        )
+    order_of: dict[str, tuple[int, str | None]] = {}
+    for start in range(0, len(rows), 200):  # keys are unique and sorted: one row each, locks in key order
+        ins = _insert(session, WorkOrder).values(rows[start : start + 200])
+        upsert = ins.on_conflict_do_update(
+            index_elements=["open_key"],
+            set_={
+                "alarm_count": WorkOrder.alarm_count + ins.excluded.alarm_count,
+                "last_event_id": ins.excluded.last_event_id,
+                "last_reading": ins.excluded.last_reading,
+                "updated_at": ins.excluded.updated_at,
+                "cleared_at": ins.excluded.cleared_at,
+            },
+        ).returning(WorkOrder.open_key, WorkOrder.id, WorkOrder.first_event_id)
+        for key, oid, first_id in session.execute(upsert):
+            order_of[key] = (oid, first_id)
+    links: list[dict[str, Any]] = []
+    history: list[WorkOrderHistory] = []
+    dispatched: list[dict[str, Any]] = []
+    for key, (group, raises, route) in raise_groups.items():
+        order_id, first_event_id = order_of[key]
+        first, last = raises[0], group[-1]
+        opened = first_event_id == first.id
+        links += [{"id": e.id, "work_order_id": order_id} for e in group]
+        if opened:
+            history.append(
+                _hrow(order_id, now, "open", None, Status.OPEN, data={"event_id": first.id, "device": first.device})
+            )
+            if route.assignee is not None:  # routing found the person: dispatch at once
+                dispatched.append({"id": order_id, "status": Status.DISPATCHED.value})
+                history.append(
+                    _hrow(
+                        order_id,
+                        now,
+                        Action.DISPATCH.value,
+                        Status.OPEN,
+                        Status.DISPATCHED,
+                        note=f"routed to {route.department}, assigned to {route.assignee}",
+                        data={"department": route.department, "assignee": route.assignee},
+                    )
+                )
+        if last.state is EventState.CLEARED:
+            history.append(
+                _hrow(order_id, now, "device_cleared", None, None, note=_CLEARED_NOTE, data={"event_id": last.id})
+            )
+        for e in group:
+            if e is first:
+                results[e.id] = EventOutcome(
+                    e.id, duplicate=False, order_id=order_id, opened=opened, attached=not opened
+                )
+            elif e.state is EventState.CLEARED:
+                results[e.id] = EventOutcome(e.id, duplicate=False, order_id=order_id, cleared=True)
+            else:
+                results[e.id] = EventOutcome(e.id, duplicate=False, order_id=order_id, attached=True)
+    # clears without an alarm in this batch: note them on the open order, if there is one
+    clear_keys = [k for k, g in clear_only.items() if any(e.state is EventState.CLEARED for e in g)]
+    open_orders = {}
+    if clear_keys:
+        q = select(WorkOrder).where(WorkOrder.open_key.in_(clear_keys)).order_by(WorkOrder.open_key)
+        open_orders = {o.open_key: o for o in session.execute(q.with_for_update()).scalars()}
+    for key, group in clear_only.items():
+        order = open_orders.get(key)
         clears = [e for e in group if e.state is EventState.CLEARED]
-        if not clears:
-            return [EventOutcome(e.id, duplicate=False) for e in group]
-        order = session.execute(select(WorkOrder).where(WorkOrder.open_key == key)).scalar_one_or_none()
-        if order is None:
-            return [EventOutcome(e.id, duplicate=False) for e in group]
-        _note_clear(session, order=order, ev=clears[-1], now=now)
-        _link(session, order.id, [e.id for e in group])
-        return [EventOutcome(e.id, duplicate=False, order_id=order.id, cleared=True) for e in group]
-    first = raises[0]
-    cleared_last = last.state is EventState.CLEARED
-    route = router.route_event(kind=first.kind, severity=first.severity, location=location, now=now)
-    category, subcategory = EVENT_CATEGORY[first.kind]
-    reading = _reading(last) or _reading(raises[-1])
-    values = dict(
-        source="device", open_key=key, device=first.device, kind=first.kind.value, category=category,
-        subcategory=subcategory, severity=first.severity.value, status=Status.OPEN.value,
-        title=f"{first.kind.value.replace('_', ' ')} at {location} ({first.device})", location=location,
-        grid=route.grid, community=route.community, street=route.street, department=route.department,
-        assignee=route.assignee, escalation_level=0, escalated_to=router.escalation_target(route.chain, 0),
-        next_escalation_at=route.respond_by, alarm_count=len(raises), first_event_id=first.id,
-        last_event_id=last.id, last_reading=reading, cleared_at=now if cleared_last else None,
-        created_at=now, updated_at=now, respond_by=route.respond_by, resolve_by=route.resolve_by,
+        if order is None or not clears:
+            results.update({e.id: EventOutcome(e.id, duplicate=False) for e in group})
+            continue
+        ev = clears[-1]
+        order.cleared_at = now
+        order.last_event_id = ev.id
+        order.last_reading = _reading(ev) or order.last_reading
+        order.updated_at = now
+        history.append(_hrow(order.id, now, "device_cleared", None, None, note=_CLEARED_NOTE, data={"event_id": ev.id}))
+        links += [{"id": e.id, "work_order_id": order.id} for e in group]
+        results.update({e.id: EventOutcome(e.id, duplicate=False, order_id=order.id, cleared=True) for e in group})
+    if dispatched:
+        session.execute(update(WorkOrder), dispatched)
+    if links:
+        session.execute(update(EventRow), links)  # bulk UPDATE by primary key (one executemany)
+    session.add_all(history)
+    return results
+
+
+def _hrow(
+    order_id: int,
+    at: datetime,
+    action: str,
+    from_status: Status | None,
+    to_status: Status | None,
+    *,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> WorkOrderHistory:
+    return WorkOrderHistory(
+        order_id=order_id, at=at, actor=SYSTEM, role=Role.SYSTEM.value, action=action,
+        from_status=from_status.value if from_status else None, to_status=to_status.value if to_status else None,
+        note=note, data=data,
     )  # fmt: skip
-    ins = _insert(session, WorkOrder).values(**values)
-    upsert = ins.on_conflict_do_update(
-        index_elements=["open_key"],
-        set_={
-            "alarm_count": WorkOrder.alarm_count + len(raises),
-            "last_event_id": ins.excluded.last_event_id,
-            "last_reading": ins.excluded.last_reading,
-            "updated_at": ins.excluded.updated_at,
-            "cleared_at": ins.excluded.cleared_at,
-        },
-    ).returning(WorkOrder.id, WorkOrder.first_event_id)
-    order_id, first_event_id = session.execute(upsert).one()
-    _link(session, order_id, [e.id for e in group])
-    opened = first_event_id == first.id
-    if opened:
-        _history(
-            session, order_id=order_id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="open",
-            from_status=None, to_status=Status.OPEN, data={"event_id": first.id, "device": first.device},
-        )  # fmt: skip
-        if route.assignee is not None:  # routing found the person: dispatch at once
-            session.execute(update(WorkOrder).where(WorkOrder.id == order_id).values(status=Status.DISPATCHED.value))
-            _history(
-                session, order_id=order_id, at=now, actor=SYSTEM, role=Role.SYSTEM, action=Action.DISPATCH.value,
-                from_status=Status.OPEN, to_status=Status.DISPATCHED,
-                note=f"routed to {route.department}, assigned to {route.assignee}",
-                data={"department": route.department, "assignee": route.assignee},
-            )  # fmt: skip
-    if cleared_last:
-        _history(
-            session, order_id=order_id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="device_cleared",
-            from_status=None, to_status=None, note=_CLEARED_NOTE, data={"event_id": last.id},
-        )  # fmt: skip
-    out = []
-    for e in group:
-        if e is first:
-            out.append(EventOutcome(e.id, duplicate=False, order_id=order_id, opened=opened, attached=not opened))
-        elif e.state is EventState.CLEARED:
-            out.append(EventOutcome(e.id, duplicate=False, order_id=order_id, cleared=True))
-        else:
-            out.append(EventOutcome(e.id, duplicate=False, order_id=order_id, attached=True))
-    return out
 
 
 _CLEARED_NOTE = "the device reports the condition has ended; a person closes the order"
-
-
-def _link(session: Session, order_id: int, event_ids: list[str]) -> None:
-    session.execute(update(EventRow).where(EventRow.id.in_(event_ids)).values(work_order_id=order_id))
-
-
-def _note_clear(session: Session, *, order: WorkOrder, ev: Event, now: datetime) -> None:
-    order.cleared_at = now
-    order.last_event_id = ev.id
-    order.last_reading = _reading(ev) or order.last_reading
-    order.updated_at = now
-    _history(
-        session, order_id=order.id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="device_cleared",
-        from_status=None, to_status=None, note=_CLEARED_NOTE, data={"event_id": ev.id},
-    )  # fmt: skip
 
 
 def add_dead_letters(session: Session, *, items: list[tuple[str, str, bytes]], now: datetime) -> None:
