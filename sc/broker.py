@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +168,7 @@ def provision(
     persistence_dir: Path | None = None,
     run_as: str | None = None,
     tls: ServerTls | None = None,
+    owner: str | None = None,
 ) -> BrokerFiles:
     """Create missing password files and write passwd, acl and mosquitto.conf into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +201,10 @@ def provision(
         ),
         encoding="utf-8",
     )
-    (persistence_dir or out_dir / "data").mkdir(parents=True, exist_ok=True)
+    data_dir = persistence_dir or out_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if owner is not None:  # Mosquitto started as root drops to its own user, who must read these
+        for path in (passwd, acl, data_dir):
+            shutil.chown(path, user=owner, group=owner)
     log.info("broker files for %d accounts written to %s", len(accts), out_dir)
     return BrokerFiles(passwd, acl, conf, accts)

@@ -11,6 +11,8 @@ sc demo
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import signal
 import threading
 from pathlib import Path
@@ -77,6 +79,12 @@ def broker_provision(
     tls_ca: Annotated[Path | None, typer.Option(help="TLS: CA certificate (PEM)")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS: the broker's certificate (PEM)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS: the broker's private key (PEM)")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="give passwd, acl and the data folder to this user (default as root: mosquitto, if it exists)"
+        ),
+    ] = None,
 ) -> None:
     """Create missing account passwords and write Mosquitto's passwd, acl and conf."""
     setup_logging()
@@ -89,7 +97,13 @@ def broker_provision(
     tls = (
         ServerTls(tls_ca.resolve(), tls_cert.resolve(), tls_key.resolve()) if tls_ca and tls_cert and tls_key else None
     )
-    files = provision(_load(config), out, port=port, tls=tls)
+    if owner is None and os.geteuid() == 0:
+        try:
+            pwd.getpwnam("mosquitto")
+            owner = "mosquitto"
+        except KeyError:
+            pass
+    files = provision(_load(config), out, port=port, tls=tls, owner=owner)
     typer.echo(f"wrote {files.passwd}, {files.acl}, {files.conf} for {len(files.accounts)} accounts")
     typer.echo(f"start the broker with: mosquitto -c {files.conf}")
 
