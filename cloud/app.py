@@ -143,7 +143,7 @@ class CloudApp:
 
         ctx = ApiContext(
             site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
-            token_ttl=timedelta(hours=s.token_ttl_h), media_dir=Path(s.media_dir),
+            token_ttl=timedelta(hours=s.token_ttl_h), media_dir=Path(s.media_dir), pass_key=self._pass_key(s),
         )  # fmt: skip
         self.api_port = s.api_port or free_port()
         config = uvicorn.Config(
@@ -155,6 +155,19 @@ class CloudApp:
         if not wait_port(self.api_port, 10, host=s.api_host):
             raise CloudStartupError(f"the API did not start on {s.api_host}:{self.api_port}")
         log.info("API at http://%s:%d/docs", s.api_host, self.api_port)
+
+    def _pass_key(self, s: CloudSettings) -> Any:
+        from sc.passes import generate_key, load_private_key
+
+        key_file = Path(s.pass_key_file)
+        public = key_file.with_suffix(".pub.pem")
+        if not key_file.exists():
+            generate_key(key_file, public)
+            log.warning("made a new visitor-pass signing key %s; give %s to every gate", key_file, public)
+        try:
+            return load_private_key(key_file)
+        except (OSError, ValueError) as exc:
+            raise CloudStartupError(f"cannot load the visitor-pass key {key_file}: {exc}") from exc
 
     def _password(self) -> str:
         assert self.loaded.site.cloud_account is not None

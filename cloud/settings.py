@@ -45,3 +45,7 @@ class CloudSettings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="address the API listens on")
     token_ttl_h: float = Field(default=12.0, gt=0, description="how long a sign-in lasts")
     media_dir: str = Field(default="run/media", description="where photos attached to reports are kept")
+    pass_key_file: str = Field(
+        default="run/keys/visitor-pass.pem",
+        description="Ed25519 key that signs visitor passes; made at first start with its .pub.pem for the gates",
+    )

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 import sc
 
 from .deps import ApiContext
-from .routes import auth, devices, live, open311, stats, workorders
+from .routes import auth, devices, live, open311, passes, stats, workorders
 
 __all__ = ["create_api"]
 
@@ -24,7 +24,7 @@ resident, admin. A role that may not do something gets 403; bad input gets 422 w
 def create_api(ctx: ApiContext) -> FastAPI:
     api = FastAPI(title="Smart-community cloud API", version=sc.__version__, description=DESCRIPTION)
     api.state.ctx = ctx
-    for module in (auth, workorders, devices, stats, open311, live):
+    for module in (auth, workorders, devices, stats, open311, live, passes):
         api.include_router(module.router)
     api.include_router(open311.media_router)
 

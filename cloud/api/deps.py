@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +32,7 @@ class ApiContext:
     feed_poll_s: float = 0.2
     media_dir: Path = Path("run/media")
     media_max_bytes: int = 5 * 1024 * 1024
+    pass_key: Ed25519PrivateKey | None = None
 
 
 def _ctx(request: Request) -> ApiContext:

@@ -61,6 +61,7 @@ class Stack:
     clock: Clock
     base: str
     tokens: dict[str, str]
+    tmp: Path
 
     def client(self, user: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
@@ -81,6 +82,7 @@ def stack(site: Site, db: Engine, tmp_path: Path) -> Iterator[Stack]:
             "api_port": 0,
             "escalation_interval_s": 3600,
             "media_dir": str(tmp_path / "media"),
+            "pass_key_file": str(tmp_path / "keys" / "pass.pem"),
         }
     )
     app = CloudApp(site.loaded, settings, clock=clock)
@@ -93,7 +95,7 @@ def stack(site: Site, db: Engine, tmp_path: Path) -> Iterator[Stack]:
             assert r.status_code == 200, r.text
             tokens[uid] = r.json()["access_token"]
     try:
-        yield Stack(site, app, clock, base, tokens)
+        yield Stack(site, app, clock, base, tokens, tmp_path)
     finally:
         app.stop()
 
@@ -299,3 +301,50 @@ def test_a_report_can_carry_a_photo(stack: Stack) -> None:
         ]
     with stack.client(None) as c:
         assert c.get(req["media_url"]).status_code == 401
+
+
+def test_a_resident_invites_a_visitor_and_the_gate_lets_them_in_once(stack: Stack) -> None:
+    import base64
+
+    from edge.gate.ledger import PassLedger
+    from edge.gate.passcheck import PassChecker
+    from sc.passes import Refusal, load_public_key
+
+    until = (stack.clock() + timedelta(hours=3)).isoformat()
+    with stack.client("r-1") as c:
+        r = c.post("/api/v1/visitor-passes", json={"visitor_name": "Li Lei", "gates": ["north"], "valid_until": until})
+        assert r.status_code == 201, r.text
+        p = r.json()
+        assert (p["visitor_name"], p["gates"], p["uses"]) == ("Li Lei", ["north"], 1)
+        png = base64.b64decode(p["qr_png"].split(",", 1)[1])
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        for bad, detail in [
+            (
+                {"visitor_name": "x", "gates": ["west"], "valid_until": until},
+                "unknown gates ['west'] (known: ['north', 'south'])",
+            ),
+            (
+                {"visitor_name": "x", "valid_until": (stack.clock() + timedelta(days=8)).isoformat()},
+                "a pass may last at most 7 days",
+            ),
+            (
+                {"visitor_name": "x", "valid_until": (stack.clock() - timedelta(hours=1)).isoformat()},
+                "valid_until must be after valid_from",
+            ),
+        ]:
+            r = c.post("/api/v1/visitor-passes", json=bad)
+            assert (r.status_code, r.json()["detail"]) == (422, detail)
+    with stack.client("dept-fire") as c:
+        r = c.post("/api/v1/visitor-passes", json={"visitor_name": "x", "valid_until": until})
+        assert r.status_code == 403
+    # the gate checks it offline with the public key the cloud made at its first start
+    gate = PassChecker(
+        public_key=load_public_key(stack.tmp / "keys" / "pass.pub.pem"), site="test", gate="north",
+        ledger=PassLedger(stack.tmp / "gate-ledger.db"),
+    )  # fmt: skip
+    first = gate.check(p["token"], stack.clock())
+    assert (first.granted, first.uses_left, first.detail) == (True, 0, "visitor Li Lei invited by r-1")
+    again = gate.check(p["token"], stack.clock())
+    assert (again.granted, again.reason) == (False, Refusal.USED_UP)
+    south = PassChecker(public_key=gate.public_key, site="test", gate="south", ledger=gate.ledger)
+    assert south.check(p["token"], stack.clock()).reason is Refusal.WRONG_GATE
