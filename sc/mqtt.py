@@ -28,11 +28,21 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from sc.config.schema import BrokerConfig
 
-__all__ = ["AuthRefused", "MqttConnection", "MqttCredentials", "MqttError"]
+__all__ = ["AuthRefused", "MqttConnection", "MqttCredentials", "MqttError", "apply_tls"]
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
+
+
+def apply_tls(client: paho.Client, broker: BrokerConfig) -> None:
+    """Turn TLS on for ``client`` when the site config gives the broker's CA (and a client certificate)."""
+    if broker.tls is not None:
+        client.tls_set(
+            ca_certs=str(broker.tls.ca_file),
+            certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
+            keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
+        )
 
 
 class MqttError(Exception):
@@ -94,12 +104,7 @@ class MqttConnection:
             c.username_pw_set(credentials.username, credentials.password)
         if will is not None:
             c.will_set(will[0], will[1], qos=1, retain=True)
-        if broker.tls is not None:
-            c.tls_set(
-                ca_certs=str(broker.tls.ca_file),
-                certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
-                keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
-            )
+        apply_tls(c, broker)
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message

@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sc.config.schema import BrokerConfig
-from sc.mqtt import AuthRefused, MqttCredentials
+from sc.mqtt import AuthRefused, MqttCredentials, apply_tls
 
 __all__ = ["Inbound", "IngestConsumer"]
 
@@ -73,12 +73,7 @@ class IngestConsumer:
         c.manual_ack_set(True)
         c.reconnect_delay_set(1, 30)
         c.max_inflight_messages_set(0)
-        if broker.tls is not None:
-            c.tls_set(
-                ca_certs=str(broker.tls.ca_file),
-                certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
-                keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
-            )
+        apply_tls(c, broker)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
