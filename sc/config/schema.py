@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sc.contracts.messages import EventKind, Severity
 from sc.contracts.topics import ID_PATTERN
@@ -23,11 +23,14 @@ from sc.contracts.topics import ID_PATTERN
 __all__ = [
     "BrokerConfig",
     "Building",
+    "CameraConfig",
     "Community",
     "Department",
     "DepartmentKind",
     "DeviceConfig",
     "DeviceType",
+    "DoorConfig",
+    "DoorLine",
     "Garage",
     "Gate",
     "GatewayConfig",
@@ -258,11 +261,100 @@ class GatewayConfig(_Config):
     health_port: int | None = Field(default=None, ge=0, le=65535, description="HTTP /health; 0 = any free port")
 
 
+class CameraConfig(_Config):
+    """Where a gate's frames come from."""
+
+    source: str = Field(
+        title="Frame source",
+        description=(
+            "usb:<index> (a V4L2 camera), rtsp://... or http(s)://... (a stream), file:<path> (a video file, "
+            "relative to the config), synthetic:<scene> (a firmware-sim scene, for tests and demos)"
+        ),
+    )
+    width: int = Field(default=1280, ge=160, le=3840, title="Frame width asked of the camera")
+    height: int = Field(default=720, ge=120, le=2160, title="Frame height asked of the camera")
+    fps: float = Field(default=25.0, gt=0, le=120, title="Frames per second asked of the camera")
+    stale_after_s: float = Field(
+        default=3.0, gt=0, le=600, title="Frozen after", description="no new frame (or the same frame) for this long"
+    )
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600, title="Longest wait between reconnects")
+
+    @field_validator("source")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        schemes = ("usb:", "rtsp://", "rtsps://", "http://", "https://", "file:", "synthetic:")
+        if not value.startswith(schemes):
+            raise ValueError(f"unknown camera source {value!r}: start it with one of {', '.join(schemes)}")
+        if value.startswith("usb:") and not value[4:].isdigit():
+            raise ValueError(f"usb camera source needs a device index, e.g. usb:0 (got {value!r})")
+        return value
+
+
+class DoorConfig(_Config):
+    """The door controller: a relay that unlocks the door and the door's contact (open/closed)."""
+
+    bus: Id = Field(title="Serial bus", description="the gateway's RS-485 bus the controller is on")
+    unit: int = Field(ge=1, le=247, title="Modbus slave address")
+    relay_coil: int = Field(default=0, ge=0, le=65535, title="Coil that unlocks the door while on")
+    contact_input: int = Field(default=0, ge=0, le=65535, title="Discrete input: 1 = door open")
+    unlock_s: float = Field(default=3.0, gt=0, le=60, title="How long the lock stays released per grant")
+    held_open_after_s: float = Field(default=30.0, gt=0, le=3600, title="door_held_open after this long open")
+    poll_interval_s: float = Field(default=0.1, gt=0, le=5, title="Door contact poll interval")
+
+
+class DoorLine(_Config):
+    """The door threshold in the camera image, in fractions of the frame (0..1), and which way is in."""
+
+    a: tuple[float, float] = Field(title="One end of the line (x, y)")
+    b: tuple[float, float] = Field(title="The other end (x, y)")
+    inside: Literal["left", "right"] = Field(
+        default="left", description="which side of a->b is inside the community (left = counter-clockwise)"
+    )
+
+    @field_validator("a", "b")
+    @classmethod
+    def _in_frame(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= v <= 1.0 for v in value):
+            raise ValueError(f"door line points are fractions of the frame, 0..1 (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _not_a_point(self) -> DoorLine:
+        if abs(self.a[0] - self.b[0]) + abs(self.a[1] - self.b[1]) < 0.05:
+            raise ValueError("the door line's ends are (almost) the same point")
+        return self
+
+
 class Gate(_Config):
     id: Id
     name: str
     location: Id
     gateway: Id
+    camera: CameraConfig | None = Field(default=None, title="Camera (none: passes only by other readers)")
+    door: DoorConfig | None = Field(default=None, title="Door controller (none: decisions are only reported)")
+    door_line: DoorLine | None = Field(default=None, title="Door line for anti-tailgating (none: not counted)")
+    threshold: float = Field(
+        default=0.40,
+        gt=0.0,
+        lt=1.2,
+        title="Face match threshold",
+        description="largest embedding distance accepted as a match; `sc gate report` proposes one from data",
+    )
+    min_face_px: int = Field(
+        default=120, ge=40, le=1000, title="Smallest face to act on", description="face height in full-frame pixels"
+    )
+    liveness_frames: int = Field(
+        default=3, ge=1, le=50, title="Frames of evidence", description="frames a face must be tracked before a grant"
+    )
+    stranger_after_s: float | None = Field(
+        default=10.0, gt=0, title="stranger_at_gate after", description="loitering unknown face; none = never report"
+    )
+    pass_public_key: Path | None = Field(
+        default=None, title="Visitor pass public key (PEM)", description="written by the cloud; none: passes refused"
+    )
+    gallery: Path | None = Field(
+        default=None, title="Gallery file", description="default var/<gateway>/<gate>/gallery.db beside the config"
+    )
 
 
 class Garage(_Config):
@@ -472,7 +564,23 @@ class SiteConfig(_Config):
                     errors.append(((section, i, "gateway"), f"unknown gateway {item.gateway!r}"))
                 if item.location not in seen:
                     errors.append(((section, i, "location"), f"unknown location {item.location!r}"))
+        for i, gate in enumerate(self.gates):
+            if any(g.id == gate.id for g in self.gates[:i]):
+                errors.append((("gates", i, "id"), f"gate id {gate.id!r} is used twice"))
+            if gate.id in device_ids:
+                errors.append((("gates", i, "id"), f"gate id {gate.id!r} is also a device id"))
+            if gate.door is not None and gate.gateway in gateway_ids:
+                gw = self.gateway(gate.gateway)
+                if gate.door.bus not in {b.id for b in gw.buses}:
+                    errors.append((("gates", i, "door", "bus"), f"gateway {gw.id!r} has no bus {gate.door.bus!r}"))
+                elif any(d.bus == gate.door.bus and d.unit == gate.door.unit for d in gw.devices):
+                    errors.append(
+                        (("gates", i, "door", "unit"), f"bus {gate.door.bus!r} unit {gate.door.unit} is a sensor")
+                    )
         return errors
+
+    def gates_of(self, gateway_id: str) -> list[Gate]:
+        return [g for g in self.gates if g.gateway == gateway_id]
 
 
 def _fmt(path: KeyPath) -> str:

@@ -31,7 +31,9 @@ __all__ = [
     "CLEARED_BY",
     "DEFAULT_SEVERITY",
     "MAX_PAYLOAD_BYTES",
+    "MAX_SNAPSHOT_B64",
     "MODEL_FOR_KIND",
+    "RECORD_KINDS",
     "AlarmPayload",
     "BinReading",
     "Command",
@@ -39,11 +41,13 @@ __all__ = [
     "CommandName",
     "ConnectivityPayload",
     "ContractError",
+    "EntryMethod",
     "Event",
     "EventKind",
     "EventPayload",
     "EventState",
     "FaultPayload",
+    "GatePayload",
     "ManholeReading",
     "Reading",
     "Severity",
@@ -140,6 +144,16 @@ class EventKind(StrEnum):
     BIN_FIRE = "bin_fire"
     DEVICE_OFFLINE = "device_offline"
     DEVICE_ONLINE = "device_online"
+    # gates (see docs/contracts.md, "Gates"); the device is the gate's id
+    ENTRY = "entry"  # a person was let in (face, visitor pass, remote open): an entry record, not an alarm
+    ENTRY_REFUSED = "entry_refused"  # a pass was refused or a face failed the liveness checks
+    STRANGER_AT_GATE = "stranger_at_gate"  # an unknown face loitered at the gate
+    TAILGATING = "tailgating"  # more people crossed the door line than entries were granted
+    DOOR_HELD_OPEN = "door_held_open"
+    DOOR_CLOSED = "door_closed"  # the clear of door_held_open
+    DOOR_FORCED = "door_forced"  # the door opened without a grant
+    CAMERA_OFFLINE = "camera_offline"
+    CAMERA_ONLINE = "camera_online"
 
 
 #: The severity an event kind has unless the site config says otherwise.
@@ -154,10 +168,26 @@ DEFAULT_SEVERITY: dict[EventKind, Severity] = {
     EventKind.BIN_FIRE: Severity.CRITICAL,
     EventKind.DEVICE_OFFLINE: Severity.WARNING,
     EventKind.DEVICE_ONLINE: Severity.INFO,
+    EventKind.ENTRY: Severity.INFO,
+    EventKind.ENTRY_REFUSED: Severity.INFO,
+    EventKind.STRANGER_AT_GATE: Severity.WARNING,
+    EventKind.TAILGATING: Severity.MAJOR,
+    EventKind.DOOR_HELD_OPEN: Severity.WARNING,
+    EventKind.DOOR_CLOSED: Severity.INFO,
+    EventKind.DOOR_FORCED: Severity.MAJOR,
+    EventKind.CAMERA_OFFLINE: Severity.MAJOR,
+    EventKind.CAMERA_ONLINE: Severity.INFO,
 }
 
+#: Records, not alarms: stored and shown, never turned into a work order.
+RECORD_KINDS: frozenset[EventKind] = frozenset({EventKind.ENTRY, EventKind.ENTRY_REFUSED})
+
 #: An event of the key kind ends the condition raised by the value kind.
-CLEARED_BY: dict[EventKind, EventKind] = {EventKind.DEVICE_ONLINE: EventKind.DEVICE_OFFLINE}
+CLEARED_BY: dict[EventKind, EventKind] = {
+    EventKind.DEVICE_ONLINE: EventKind.DEVICE_OFFLINE,
+    EventKind.CAMERA_ONLINE: EventKind.CAMERA_OFFLINE,
+    EventKind.DOOR_CLOSED: EventKind.DOOR_HELD_OPEN,
+}
 
 
 class EventState(StrEnum):
@@ -192,7 +222,34 @@ class FaultPayload(_Model):
     reading: Reading | None = None
 
 
-EventPayload = Annotated[AlarmPayload | ConnectivityPayload | FaultPayload, Field(discriminator="type")]
+class EntryMethod(StrEnum):
+    FACE = "face"
+    PASS = "pass"  # a visitor pass (QR)
+    REMOTE = "remote"  # opened by the control room (door_open command)
+    CARD = "card"
+
+
+#: A JPEG snapshot inside an event, base64: small enough for one MQTT message.
+MAX_SNAPSHOT_B64 = 48 * 1024
+
+
+class GatePayload(_Model):
+    """What happened at a gate: an entry, a refusal, a stranger, tailgating, the door, the camera."""
+
+    type: Literal["gate"] = "gate"
+    gate: DeviceId
+    reason: str = Field(default="", max_length=500, description="why refused / what was seen, for a person")
+    method: EntryMethod | None = None
+    person: str | None = Field(default=None, max_length=120, description="resident id, or 'visitor:<name>'")
+    distance: float | None = Field(default=None, ge=0, le=4, description="face: embedding distance to the match")
+    track: int | None = Field(default=None, ge=0, description="the vision loop's track id")
+    grants: int | None = Field(default=None, ge=0, description="tailgating: passages granted while the door was open")
+    crossings: int | None = Field(default=None, ge=0, description="tailgating: people counted crossing the door line")
+    seconds: float | None = Field(default=None, ge=0, description="door held open / loitering for this long")
+    snapshot_jpeg: str | None = Field(default=None, max_length=MAX_SNAPSHOT_B64, description="base64 JPEG")
+
+
+EventPayload = Annotated[AlarmPayload | ConnectivityPayload | FaultPayload | GatePayload, Field(discriminator="type")]
 
 
 class Event(_Model):
@@ -241,6 +298,12 @@ class CommandName(StrEnum):
     PING = "ping"  # answer with uptime and counters
     POLL_NOW = "poll_now"  # read the device at once and answer with the reading
     HEALTH = "health"  # the gateway's full health report
+    # gates
+    GALLERY_PUT = "gallery_put"  # args: resident, name, embedding (base64 float32 x128), version
+    GALLERY_DELETE = "gallery_delete"  # args: resident
+    GALLERY_DIGEST = "gallery_digest"  # answer with {resident: version} of the gate's gallery
+    DOOR_OPEN = "door_open"  # args: gate, by; a remote open grants one passage
+    PASS_REVOKE = "pass_revoke"  # args: pass (the pass id)
 
 
 class Command(_Model):

@@ -302,7 +302,11 @@ def test_every_event_kind_has_a_default_severity() -> None:
     assert set(DEFAULT_SEVERITY) == set(EventKind)
     assert DEFAULT_SEVERITY[EventKind.SMOKE_ALARM] is Severity.CRITICAL
     assert DEFAULT_SEVERITY[EventKind.BIN_FIRE] is Severity.CRITICAL
-    assert CLEARED_BY == {EventKind.DEVICE_ONLINE: EventKind.DEVICE_OFFLINE}
+    assert CLEARED_BY == {
+        EventKind.DEVICE_ONLINE: EventKind.DEVICE_OFFLINE,
+        EventKind.CAMERA_ONLINE: EventKind.CAMERA_OFFLINE,
+        EventKind.DOOR_CLOSED: EventKind.DOOR_HELD_OPEN,
+    }
 
 
 def test_contract_error_is_value_error() -> None:
