@@ -5,6 +5,9 @@ sc broker provision --config configs/site.yaml --out /etc/mosquitto/sc
 sc edge run --config configs/site.yaml --gateway gw-heping-sensors
 sc sim run --config configs/site.yaml --scenario configs/scenarios/demo.yaml
 sc monitor --config configs/site.yaml
+sc gate enroll --gallery gallery.db --resident r-101 --name "Wang Li" photo1.jpg photo2.jpg
+sc gate replay footage.mp4 --config configs/site.yaml --gate heping-north --gallery gallery.db
+sc gate report photos/ --plot distances.png
 sc demo
 """
 
@@ -35,6 +38,10 @@ app.add_typer(sim_app, name="sim")
 cloud_app = typer.Typer(no_args_is_help=True, help="The cloud: ingest, work orders, deadlines.")
 app.add_typer(broker_app, name="broker")
 app.add_typer(cloud_app, name="cloud")
+gate_app = typer.Typer(
+    no_args_is_help=True, help="Installer tools for a gate: enrol, replay footage, pick a threshold."
+)
+app.add_typer(gate_app, name="gate")
 
 DbUrl = Annotated[
     str | None,
@@ -333,6 +340,159 @@ def demo(
     from sc.demo import run_demo
 
     raise typer.Exit(run_demo(_load(config), scenario=scenario, speed=speed, duration=duration))
+
+
+# --------------------------------------------------------------------------- gate installer tools
+
+GalleryOpt = Annotated[Path | None, typer.Option(help="gallery file (default: the gate's, from --config/--gate)")]
+
+
+def _gate_and_gallery(config: Path | None, gate: str | None, gallery: Path | None) -> tuple[object | None, Path]:
+    """The gate's config (if named) and the gallery file to use."""
+    gate_cfg = None
+    if config is not None or gate is not None:
+        if config is None or gate is None:
+            typer.echo("--config and --gate go together", err=True)
+            raise typer.Exit(2)
+        loaded = _load(config)
+        match = [g for g in loaded.site.gates if g.id == gate]
+        if not match:
+            known = ", ".join(g.id for g in loaded.site.gates) or "none"
+            typer.echo(f"no gate {gate!r} in {config} (gates: {known})", err=True)
+            raise typer.Exit(2)
+        gate_cfg = match[0]
+        if gallery is None:
+            gallery = gate_cfg.gallery or loaded.resolve(Path("var") / gate_cfg.gateway / gate_cfg.id / "gallery.db")
+    if gallery is None:
+        typer.echo("say which gallery: --gallery FILE, or --config and --gate", err=True)
+        raise typer.Exit(2)
+    return gate_cfg, gallery
+
+
+@gate_app.command("enroll")
+def gate_enroll(
+    photos: Annotated[list[Path], typer.Argument(help="photo files of the resident (1 to 5; one face each)")],
+    resident: Annotated[str, typer.Option(help="resident id, e.g. r-3-1201")],
+    name: Annotated[str, typer.Option(help="the resident's name, shown in entry records")] = "",
+    gallery: GalleryOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="site config")] = None,
+    gate: Annotated[str | None, typer.Option(help="gate id in the config")] = None,
+) -> None:
+    """Enrol a resident into a gate's local gallery from photos (no cloud needed). Photos are not kept."""
+    from edge.gate.faces import EnrolmentError, FaceEngine
+    from edge.gate.gallery import Gallery
+    from edge.gate.tools import enrol_photos
+
+    _, path = _gate_and_gallery(config, gate, gallery)
+    for p in photos:
+        if not p.is_file():
+            typer.echo(f"{p}: no such file", err=True)
+            raise typer.Exit(2)
+    g = Gallery(path)
+    try:
+        notes = enrol_photos(g, FaceEngine(), resident=resident, name=name, photos=photos)
+    except EnrolmentError as exc:
+        typer.echo(f"not enrolled: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        n = len(g)
+        g.close()
+    for note in notes:
+        typer.echo(f"  {note}")
+    typer.echo(f"enrolled {resident} into {path} ({n} residents)")
+
+
+@gate_app.command("replay")
+def gate_replay(
+    video: Annotated[Path, typer.Argument(help="a video file (anything OpenCV/FFmpeg reads)")],
+    gallery: GalleryOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="site config")] = None,
+    gate: Annotated[str | None, typer.Option(help="gate id in the config: its threshold and door line")] = None,
+    door_line: Annotated[
+        str | None, typer.Option(help="x1,y1,x2,y2 as fractions of the frame (overrides the config)")
+    ] = None,
+    inside: Annotated[str, typer.Option(help="which side of the door line is inside: left or right")] = "right",
+    threshold: Annotated[float | None, typer.Option(help="match threshold (overrides the config)")] = None,
+    pass_key: Annotated[Path | None, typer.Option(help="visitor pass public key (PEM) to check QR codes")] = None,
+    site: Annotated[str, typer.Option(help="site id the passes are for (with --pass-key)")] = "",
+) -> None:
+    """Run a video through the gate's own pipeline; print every decision and crossing as a JSON line."""
+    import tempfile
+
+    from edge.gate.faces import FaceEngine
+    from edge.gate.gallery import Gallery
+    from edge.gate.ledger import PassLedger
+    from edge.gate.passcheck import PassChecker
+    from edge.gate.pipeline import GatePipeline, VisionSettings
+    from edge.gate.tools import dumps, replay_video, video_frames
+    from sc.config.schema import Gate
+
+    gate_cfg, path = _gate_and_gallery(config, gate, gallery)
+    overrides: dict[str, object] = {}
+    if threshold is not None:
+        overrides["threshold"] = threshold
+    if door_line is not None:
+        try:
+            x1, y1, x2, y2 = (float(v) for v in door_line.split(","))
+        except ValueError as exc:
+            typer.echo(f"--door-line wants x1,y1,x2,y2 (got {door_line!r})", err=True)
+            raise typer.Exit(2) from exc
+        overrides["door_line"] = ((x1, y1), (x2, y2))
+        overrides["door_inside"] = inside
+    settings = (
+        VisionSettings.from_gate(gate_cfg, **overrides) if isinstance(gate_cfg, Gate) else VisionSettings(**overrides)  # type: ignore[arg-type]
+    )
+    if not video.is_file():
+        typer.echo(f"{video}: no such file", err=True)
+        raise typer.Exit(2)
+    g = Gallery(path)
+    index = g.index()
+    checker = None
+    if pass_key is not None:
+        from sc.passes import load_public_key
+
+        ledger = PassLedger(Path(tempfile.mkdtemp()) / "replay-passes.db")  # replays must not use up real passes
+        gate_id = gate_cfg.id if isinstance(gate_cfg, Gate) else (gate or "gate")
+        checker = PassChecker(public_key=load_public_key(pass_key), site=site, gate=gate_id, ledger=ledger)
+    pipeline = GatePipeline(settings=settings, engine=FaceEngine(), gallery=lambda: index, passes=checker)
+    import time as _time
+
+    start = _time.time()
+    try:
+        replay_video(pipeline, video_frames(video), start=start, emit=lambda d: typer.echo(dumps(d)))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    st = pipeline.stats
+    typer.echo(
+        dumps(
+            {"summary": {"frames": st.frames, "still": st.still, "embeddings": st.embeddings, "residents": len(index)}}
+        ),
+    )
+
+
+@gate_app.command("report")
+def gate_report(
+    photos: Annotated[Path, typer.Argument(help="folder with one sub-folder of photos per person")],
+    plot: Annotated[Path | None, typer.Option(help="write the distance histograms to this PNG")] = None,
+    threshold: Annotated[float | None, typer.Option(help="the gate's current threshold, to compare")] = None,
+) -> None:
+    """Distance distributions (same person vs different people) and the threshold they suggest."""
+    from edge.gate.faces import FaceEngine
+    from edge.gate.tools import distance_report, dumps, photo_embeddings, plot_report
+
+    if not photos.is_dir():
+        typer.echo(f"{photos}: not a folder", err=True)
+        raise typer.Exit(2)
+    people = photo_embeddings(FaceEngine(), photos)
+    if len(people) < 2:
+        typer.echo("need photos of at least two people (one sub-folder each)", err=True)
+        raise typer.Exit(2)
+    report = distance_report(people)
+    typer.echo(dumps(report.to_json()))
+    if plot is not None:
+        plot_report(report, plot, threshold)
+        typer.echo(f"wrote {plot}")
 
 
 def main() -> None:

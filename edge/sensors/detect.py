@@ -22,6 +22,7 @@ from sc.contracts.messages import (
     EventKind,
     EventState,
     FaultPayload,
+    GatePayload,
     Reading,
 )
 
@@ -34,7 +35,7 @@ class Transition:
 
     kind: EventKind
     state: EventState
-    payload: AlarmPayload | ConnectivityPayload | FaultPayload
+    payload: AlarmPayload | ConnectivityPayload | FaultPayload | GatePayload
     severity_override: str | None = None
 
 

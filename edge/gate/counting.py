@@ -1,0 +1,143 @@
+"""Counting the people who cross the door line, and which way (the anti-tailgating half of the gate).
+
+People are found by background subtraction (OpenCV MOG2) on a small copy of
+the frame, followed as blobs by nearest centre, and counted when the bottom
+of a blob (the feet) crosses the door line. The side of the line a point is on
+is the sign of the 2-D cross product ``(b - a) x (p - a)`` in image
+coordinates (y grows downwards); ``inside`` says which sign is inside the
+community: "left" is a negative cross product (left of a->b as seen on the screen).
+
+Blobs of two people walking close together can merge; a blob much wider than
+one person at that depth is counted as several (by width against the
+typical width of a single person at the door line), which is what a second
+person close behind mostly looks like from a door camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Crossing", "LineCounter"]
+
+Direction = Literal["in", "out"]
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    t: float
+    track: int
+    direction: Direction
+    people: int  # 1, or more when a merged blob of several people crossed
+
+
+@dataclass
+class _Blob:
+    id: int
+    feet: tuple[float, float]  # small-frame pixels
+    box: tuple[int, int, int, int]
+    last_t: float
+    side: float
+    crossed: dict[str, int] = field(default_factory=dict)
+
+
+class LineCounter:
+    def __init__(
+        self,
+        line: tuple[tuple[float, float], tuple[float, float]],
+        inside: Literal["left", "right"],
+        *,
+        width: int = 320,
+        min_area_frac: float = 0.004,
+        person_width_frac: float = 0.16,
+        history: int = 300,
+    ) -> None:
+        self.line = line
+        self.inside_sign = -1.0 if inside == "left" else 1.0
+        self.width = width
+        self.min_area_frac = min_area_frac
+        self.person_width_frac = person_width_frac  # a person's width at the door line, share of the frame
+        self._mog = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=32, detectShadows=True)
+        self._kernel_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._kernel_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+        self._blobs: dict[int, _Blob] = {}
+        self._next = 1
+        self.size: tuple[int, int] | None = None
+
+    def _side(self, p: tuple[float, float]) -> float:
+        assert self.size is not None
+        w, h = self.size
+        (ax, ay), (bx, by) = self.line
+        ax, ay, bx, by = ax * w, ay * h, bx * w, by * h
+        return (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax)
+
+    def _within_segment(self, p: tuple[float, float]) -> bool:
+        assert self.size is not None
+        w, h = self.size
+        (ax, ay), (bx, by) = self.line
+        ax, ay, bx, by = ax * w, ay * h, bx * w, by * h
+        dx, dy = bx - ax, by - ay
+        u = ((p[0] - ax) * dx + (p[1] - ay) * dy) / (dx * dx + dy * dy)
+        return -0.05 <= u <= 1.05
+
+    def foreground(self, bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        h, w = bgr.shape[:2]
+        small = cv2.resize(bgr, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        self.size = (small.shape[1], small.shape[0])
+        mask = self._mog.apply(small)
+        mask = np.where(mask == 255, 255, 0).astype(np.uint8)  # 127 = shadow
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel_open)
+        return np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel_close), dtype=np.uint8)
+
+    def update(self, bgr: npt.NDArray[np.uint8], t: float) -> list[Crossing]:
+        mask = self.foreground(bgr)
+        assert self.size is not None
+        w, h = self.size
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        found: list[tuple[tuple[float, float], tuple[int, int, int, int]]] = []
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            if area < self.min_area_frac * w * h:
+                continue
+            found.append(((x + bw / 2, float(y + bh)), (x, y, x + bw, y + bh)))
+        crossings: list[Crossing] = []
+        taken: set[int] = set()
+        max_jump = 0.15 * w
+        for feet, box in sorted(found, key=lambda f: -f[0][1]):
+            best: _Blob | None = None
+            best_d = max_jump
+            for blob in self._blobs.values():
+                if blob.id in taken:
+                    continue
+                d = abs(blob.feet[0] - feet[0]) + abs(blob.feet[1] - feet[1])
+                if d < best_d:
+                    best, best_d = blob, d
+            side = self._side(feet)
+            if best is None:
+                best = _Blob(self._next, feet, box, t, side)
+                self._next += 1
+                self._blobs[best.id] = best
+            else:
+                if side * best.side < 0 and self._within_segment(feet):
+                    direction: Direction = "in" if side * self.inside_sign > 0 else "out"
+                    people = self._people_in(box)
+                    # a blob that wobbles on the line is counted once per direction change
+                    if best.crossed.get("last") != (1 if direction == "in" else -1):
+                        crossings.append(Crossing(t, best.id, direction, people))
+                        best.crossed["last"] = 1 if direction == "in" else -1
+                best.feet, best.box, best.last_t = feet, box, t
+                if side != 0:
+                    best.side = side
+            taken.add(best.id)
+        for bid in [b.id for b in self._blobs.values() if t - b.last_t > 1.0]:
+            del self._blobs[bid]
+        return crossings
+
+    def _people_in(self, box: tuple[int, int, int, int]) -> int:
+        assert self.size is not None
+        width = (box[2] - box[0]) / self.size[0]
+        return max(1, round(width / self.person_width_frac)) if width > 1.6 * self.person_width_frac else 1

@@ -1,0 +1,240 @@
+"""The residents a gate recognises: embeddings on disk, searched as one matrix in memory.
+
+:class:`Gallery` keeps each resident's unit-length face embedding (never a
+photo) in SQLite with fsync, so a gate keeps working offline with its last
+gallery and across restarts. Changes come from the cloud (``gallery_put`` /
+``gallery_delete`` commands, each with a version so a late, older put cannot
+undo a newer one) or from the installer's ``sc gate enroll``.
+
+:class:`GalleryIndex` is the in-memory search structure the vision loop uses:
+the N x 128 float32 matrix of unit embeddings. One query is one
+matrix-vector product (``scores = M @ q``); for unit vectors the Euclidean
+distance is ``sqrt(2 - 2 * score)``, so the best match is the largest score.
+The vision process holds an index and calls :meth:`Gallery.index_if_changed`
+now and then: SQLite's ``data_version`` tells it cheaply whether another
+process (the command handler) committed a change.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from .faces import EMBEDDING_DIM, Embedding, normalise
+
+__all__ = ["Gallery", "GalleryError", "GalleryIndex", "Match", "decode_embedding", "encode_embedding"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS residents (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+"""
+
+
+class GalleryError(ValueError):
+    """An embedding or resident record that cannot be stored."""
+
+
+def encode_embedding(vec: Embedding) -> str:
+    """Base64 of the 128 little-endian float32s: how an embedding travels in a command."""
+    return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+
+
+def decode_embedding(text: str) -> Embedding:
+    """The inverse of :func:`encode_embedding`; :class:`GalleryError` if it is not a usable embedding."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise GalleryError(f"embedding is not base64: {exc}") from exc
+    if len(raw) != EMBEDDING_DIM * 4:
+        raise GalleryError(f"embedding has {len(raw)} bytes, {EMBEDDING_DIM * 4} expected")
+    vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if not np.all(np.isfinite(vec)):
+        raise GalleryError("embedding holds NaN or infinity")
+    try:
+        return normalise(vec)
+    except ValueError as exc:
+        raise GalleryError(str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    resident: str
+    name: str
+    distance: float  # Euclidean distance between unit embeddings, 0..2
+    runner_up: float  # the distance to the second-best resident (2.0 when there is none)
+
+
+class GalleryIndex:
+    """An immutable snapshot of the gallery as a matrix; safe to share between threads."""
+
+    def __init__(self, ids: list[str], names: list[str], matrix: npt.NDArray[np.float32]) -> None:
+        if matrix.shape != (len(ids), EMBEDDING_DIM):
+            raise ValueError(f"matrix shape {matrix.shape} does not match {len(ids)} ids")
+        self.ids = ids
+        self.names = names
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> GalleryIndex:
+        return cls([], [], np.zeros((0, EMBEDDING_DIM), dtype=np.float32))
+
+    def search(self, query: Embedding) -> Match | None:
+        """The nearest resident to a unit embedding (None for an empty gallery)."""
+        n = len(self.ids)
+        if n == 0:
+            return None
+        scores = self.matrix @ query
+        if n == 1:
+            best = 0
+            second = -1.0
+        else:
+            top2 = np.argpartition(scores, n - 2)[-2:]
+            best, other = (
+                (int(top2[1]), int(top2[0]))
+                if scores[top2[1]] >= scores[top2[0]]
+                else (
+                    int(top2[0]),
+                    int(top2[1]),
+                )
+            )
+            second = float(scores[other])
+        return Match(self.ids[best], self.names[best], _distance(float(scores[best])), _distance(second))
+
+    def distances(self, query: Embedding) -> npt.NDArray[np.float32]:
+        """Distances from ``query`` to every resident (for reports and threshold tuning)."""
+        scores = np.asarray(self.matrix @ query, dtype=np.float32)
+        return np.asarray(np.sqrt(np.maximum(0.0, 2.0 - 2.0 * scores)), dtype=np.float32)
+
+
+def _distance(score: float) -> float:
+    return float(np.sqrt(max(0.0, 2.0 - 2.0 * score)))
+
+
+class Gallery:
+    """The gate's residents on disk (SQLite, WAL, fsync). Several processes may open the same file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._seen_version: int | None = None
+
+    # ------------------------------------------------------------------ changes
+
+    def put(self, resident: str, name: str, embedding: Embedding, *, version: int | None = None) -> bool:
+        """Add or replace a resident; False (and nothing changed) if ``version`` is older than what is stored."""
+        vec = np.asarray(embedding, dtype=np.float32)
+        if vec.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vec)):
+            raise GalleryError(f"an embedding is {EMBEDDING_DIM} finite numbers (got shape {vec.shape})")
+        vec = normalise(vec)
+        if not resident:
+            raise GalleryError("a resident needs an id")
+        ver = version if version is not None else time.time_ns() // 1000
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                newest = self._newest(resident)
+                if newest is not None and newest > ver:
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute("DELETE FROM tombstones WHERE id=?", (resident,))
+                self._db.execute(
+                    "INSERT INTO residents(id, name, embedding, version, updated) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT(id) DO UPDATE SET name=excluded.name, embedding=excluded.embedding, "
+                    "version=excluded.version, updated=excluded.updated",
+                    (resident, name, vec.astype("<f4").tobytes(), ver, time.time()),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def delete(self, resident: str, *, version: int | None = None) -> bool:
+        """Remove a resident (remembered as a tombstone so an older put cannot bring them back)."""
+        ver = version if version is not None else time.time_ns() // 1000
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                newest = self._newest(resident)
+                if newest is not None and newest > ver:
+                    self._db.execute("ROLLBACK")
+                    return False
+                existed = self._db.execute("DELETE FROM residents WHERE id=?", (resident,)).rowcount > 0
+                self._db.execute(
+                    "INSERT INTO tombstones(id, version) VALUES (?,?) ON CONFLICT(id) DO UPDATE SET version=?",
+                    (resident, ver, ver),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return existed
+
+    def _newest(self, resident: str) -> int | None:
+        row = self._db.execute(
+            "SELECT max(v) FROM (SELECT version AS v FROM residents WHERE id=? "
+            "UNION ALL SELECT version FROM tombstones WHERE id=?)",
+            (resident, resident),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    # ------------------------------------------------------------------ reading
+
+    def digest(self) -> dict[str, int]:
+        """resident -> version: what the cloud compares to find what a gate is missing."""
+        with self._lock:
+            return {r: int(v) for r, v in self._db.execute("SELECT id, version FROM residents ORDER BY id")}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM residents").fetchone()[0])
+
+    def index(self) -> GalleryIndex:
+        """The whole gallery as a search matrix."""
+        with self._lock:
+            self._seen_version = self._data_version()
+            rows = self._db.execute("SELECT id, name, embedding FROM residents ORDER BY id").fetchall()
+        if not rows:
+            return GalleryIndex.empty()
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), EMBEDDING_DIM)
+        return GalleryIndex([r[0] for r in rows], [r[1] for r in rows], matrix.astype(np.float32))
+
+    def index_if_changed(self) -> GalleryIndex | None:
+        """A new index if anyone committed a change since the last :meth:`index`, else None (cheap)."""
+        with self._lock:
+            changed = self._seen_version is None or self._data_version() != self._seen_version
+        return self.index() if changed else None
+
+    def _data_version(self) -> int:
+        # changes when *another* connection commits; our own commits are covered by a counter
+        (dv,) = self._db.execute("PRAGMA data_version").fetchone()
+        (tc,) = self._db.execute("SELECT total_changes()").fetchone()
+        return int(dv) * 1_000_000_007 + int(tc)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

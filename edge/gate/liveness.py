@@ -1,0 +1,92 @@
+"""Is the face in front of the camera a live person, or a photo or a phone screen held up to it?
+
+Without extra hardware (no depth, no IR) a gate can only look for the traces
+an attack leaves in ordinary frames. What this module checks, and what it
+cannot (docs/gates.md has the full discussion):
+
+- **A frame around the face** (:func:`frame_around_face`): a printed photo
+  has a paper edge and a phone a bezel: long straight edges close around the
+  face on three or four sides, which a live head does not have. Catches
+  photos and screens held at arm's length with their edges in view.
+- **Multi-frame evidence**: a grant needs the face tracked over several
+  frames (``liveness_frames``) with the same identity, so a photo flashed for
+  one frame cannot open the door.
+- **Screen texture** (:func:`screen_texture`): phone screens show moire and
+  scan-line patterns, a regular high-frequency peak in the spectrum of the face.
+
+Not covered: a borderless print cut to the face's outline, a large screen
+whose edges are out of view, masks, and a replayed video filling the frame.
+Those need depth or IR (a second camera or a structured-light module).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .faces import FaceBox
+
+__all__ = ["frame_around_face", "screen_texture"]
+
+
+def frame_around_face(grey: npt.NDArray[np.uint8], box: FaceBox) -> str | None:
+    """A reason if long straight edges enclose the face on three or more sides, else None."""
+    h, w = grey.shape[:2]
+    fw, fh = box.width, box.height
+    x0, y0 = max(0, box.left - int(0.9 * fw)), max(0, box.top - int(0.9 * fh))
+    x1, y1 = min(w, box.right + int(0.9 * fw)), min(h, box.bottom + int(1.1 * fh))
+    region = grey[y0:y1, x0:x1]
+    if region.size == 0:
+        return None
+    # work on a region ~200 px wide whatever the face size: same cost for near and far faces
+    k = 200.0 / max(1, region.shape[1])
+    small = cv2.resize(region, (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))))
+    edges = cv2.Canny(cv2.GaussianBlur(small, (3, 3), 0), 40, 120)
+    min_len = 0.6 * fw * k
+    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=30, minLineLength=int(min_len), maxLineGap=6)
+    if lines is None:
+        return None
+    # the face box in small-region coordinates
+    fl, ft = (box.left - x0) * k, (box.top - y0) * k
+    fr, fb = (box.right - x0) * k, (box.bottom - y0) * k
+    sides: set[str] = set()
+    for x_a, y_a, x_b, y_b in lines[:, 0, :]:
+        dx, dy = float(x_b - x_a), float(y_b - y_a)
+        if abs(dy) <= 0.2 * abs(dx):  # horizontal
+            y = (y_a + y_b) / 2
+            spans_face = min(x_a, x_b) < fl + 0.3 * (fr - fl) and max(x_a, x_b) > fr - 0.3 * (fr - fl)
+            if spans_face and y < ft - 0.05 * fh * k:
+                sides.add("top")
+            elif spans_face and y > fb + 0.05 * fh * k:
+                sides.add("bottom")
+        elif abs(dx) <= 0.2 * abs(dy):  # vertical
+            x = (x_a + x_b) / 2
+            spans_face = min(y_a, y_b) < ft + 0.3 * (fb - ft) and max(y_a, y_b) > fb - 0.3 * (fb - ft)
+            if spans_face and x < fl - 0.05 * fw * k:
+                sides.add("left")
+            elif spans_face and x > fr + 0.05 * fw * k:
+                sides.add("right")
+    if len(sides) >= 3:
+        return f"straight edges around the face on {len(sides)} sides ({', '.join(sorted(sides))}): a photo or screen"
+    return None
+
+
+def screen_texture(grey: npt.NDArray[np.uint8], box: FaceBox, *, ratio: float = 8.0) -> str | None:
+    """A reason if the face shows a strong periodic high-frequency pattern (moire, scan lines), else None."""
+    face = grey[box.top : box.bottom, box.left : box.right]
+    if face.shape[0] < 48 or face.shape[1] < 48:
+        return None
+    f32 = np.asarray(cv2.resize(face, (128, 128), interpolation=cv2.INTER_AREA), dtype=np.float32)
+    face_hf = f32 - np.asarray(cv2.GaussianBlur(f32, (0, 0), 3), dtype=np.float32)  # keep only fine detail
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(face_hf)))
+    c = 64
+    yy, xx = np.ogrid[:128, :128]
+    r = np.hypot(yy - c, xx - c)
+    band = spectrum[(r > 24) & (r < 60)]
+    if band.size == 0:
+        return None
+    peak, median = float(band.max()), float(np.median(band))
+    if median > 0 and peak / median > ratio * 4:
+        return f"a regular fine pattern on the face (peak {peak / median:.0f}x the median): a screen"
+    return None

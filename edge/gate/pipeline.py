@@ -1,0 +1,447 @@
+"""The gate's vision loop, one frame at a time: faces, visitor passes and people crossing the door line.
+
+:class:`GatePipeline` is the one code path behind the live gate, ``sc gate
+replay`` and the benchmarks. Per frame, cheapest first:
+
+1. **Motion gate** (:mod:`.motion`): on a 160-px grey copy. Nothing moving and
+   no face waiting for a decision: the frame costs about a millisecond.
+2. **People counting** (:mod:`.counting`): background subtraction on a
+   320-px copy, blobs followed, feet crossing the door line counted.
+3. **Faces**: the HOG detector runs on a *downscaled* copy and only where it
+   can find something new: around faces already followed (every frame, small
+   regions, until they are decided) and over the moving area (every
+   ``search_every`` frames). Faces are followed as tracks (:mod:`.tracking`).
+4. **One embedding per track**: the first time its face is whole and big
+   enough; a second time only if the first was poor (low detector score or
+   blurred). One matrix-vector product finds the nearest resident (:mod:`.gallery`).
+5. **Decision** after ``liveness_frames`` frames of evidence and the
+   liveness checks (:mod:`.liveness`): grant (entry), refuse, or a stranger
+   who, after ``stranger_after_s`` of loitering, is reported.
+6. **Visitor passes**: QR codes in the moving area are read (zxing-cpp) every
+   ``qr_every`` frames, checked offline by the :class:`PassChecker`; each
+   shown pass is one decision, not one per frame.
+7. **Tailgating**: every grant (face, pass, remote open, card) allows one
+   passage; more people crossing inwards than grants -> ``tailgating``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from sc.config.schema import Gate
+from sc.contracts.messages import EntryMethod, EventKind
+
+from .counting import LineCounter
+from .faces import HOG_MIN_FACE_PX, FaceBox, FaceEngine, Image
+from .gallery import GalleryIndex
+from .liveness import frame_around_face, screen_texture
+from .motion import MotionDetector
+from .passcheck import PassChecker
+from .tracking import FaceTrack, FaceTracker
+
+__all__ = ["GateOutcome", "GatePipeline", "PipelineStats", "VisionSettings"]
+
+Frame = npt.NDArray[np.uint8]  # BGR, as OpenCV delivers it
+What = Literal["entry", "refused", "unknown", "stranger", "crossing", "tailgating"]
+
+EVENT_FOR: dict[str, EventKind] = {
+    "entry": EventKind.ENTRY,
+    "refused": EventKind.ENTRY_REFUSED,
+    "stranger": EventKind.STRANGER_AT_GATE,
+    "tailgating": EventKind.TAILGATING,
+}
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    """Tuning of the loop; the gate's config supplies threshold, sizes and timings."""
+
+    threshold: float = 0.40
+    min_face_px: int = 120
+    liveness_frames: int = 3
+    stranger_after_s: float | None = 10.0
+    search_every: int = 2  # look for new faces in the moving area every N frames
+    qr_every: int = 3
+    poor_score: float = 0.35  # detector score below this: embed again later if a better view comes
+    grant_window_s: float = 15.0  # a grant allows one passage within this long
+    door_line: tuple[tuple[float, float], tuple[float, float]] | None = None
+    door_inside: Literal["left", "right"] = "right"
+    check_liveness: bool = True
+
+    @classmethod
+    def from_gate(cls, gate: Gate, **overrides: Any) -> VisionSettings:
+        line = None
+        inside: Literal["left", "right"] = "right"
+        if gate.door_line is not None:
+            line = (gate.door_line.a, gate.door_line.b)
+            inside = gate.door_line.inside
+        values: dict[str, Any] = {
+            "threshold": gate.threshold,
+            "min_face_px": gate.min_face_px,
+            "liveness_frames": gate.liveness_frames,
+            "stranger_after_s": gate.stranger_after_s,
+            "door_line": line,
+            "door_inside": inside,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """One thing the gate decided or saw; ``sc gate replay`` prints these as JSON lines."""
+
+    t: float
+    what: What
+    track: int | None = None
+    method: EntryMethod | None = None
+    person: str | None = None
+    name: str | None = None
+    distance: float | None = None
+    granted: bool | None = None
+    reason: str = ""
+    direction: Literal["in", "out"] | None = None
+    people: int | None = None
+    grants: int | None = None
+    crossings: int | None = None
+    visible_t: float | None = None  # when the face was first whole in view (decision latency)
+    snapshot: bytes | None = field(default=None, repr=False)
+
+    @property
+    def event_kind(self) -> EventKind | None:
+        return EVENT_FOR.get(self.what)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if v is not None and v != "" and k != "snapshot"}
+        if self.snapshot is not None:
+            d["snapshot_bytes"] = len(self.snapshot)
+        return d
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    still: int = 0  # frames skipped by the motion gate
+    detections: int = 0  # detector runs (regions)
+    detect_px: int = 0  # pixels the detector looked at
+    embeddings: int = 0
+    qr_scans: int = 0
+    decisions: int = 0
+
+
+@dataclass
+class _Session:
+    """Grants and crossings since the door was last opened for someone."""
+
+    until: float
+    grants: int = 0
+    crossings: int = 0
+    alarmed: bool = False
+
+
+class GatePipeline:
+    def __init__(
+        self,
+        *,
+        settings: VisionSettings,
+        engine: FaceEngine,
+        gallery: Callable[[], GalleryIndex],
+        passes: PassChecker | None = None,
+        clock_to_datetime: Callable[[float], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._gallery = gallery
+        self.passes = passes
+        self._to_dt = clock_to_datetime or (lambda t: datetime.fromtimestamp(t, UTC))
+        self.motion = MotionDetector()
+        self.tracker = FaceTracker()
+        self.counter = LineCounter(settings.door_line, settings.door_inside) if settings.door_line is not None else None
+        self.stats = PipelineStats()
+        self._scale = min(1.0, (HOG_MIN_FACE_PX + 10) / settings.min_face_px)
+        self._session: _Session | None = None
+        self._recent_qr: dict[str, float] = {}
+        self._door_open = False
+
+    # ------------------------------------------------------------------ grants from outside the camera
+
+    def grant(self, t: float, method: EntryMethod = EntryMethod.REMOTE) -> None:
+        """A passage granted by something else (remote open, card reader): allows one person in."""
+        self._add_grant(t)
+
+    def door(self, t: float, *, open: bool) -> None:
+        """The door contact changed (from the door controller): a closed door ends the grant window."""
+        self._door_open = open
+        if not open and self._session is not None:
+            self._session.until = min(self._session.until, t + 2.0)
+
+    def _add_grant(self, t: float) -> None:
+        if self._session is None or t > self._session.until:
+            self._session = _Session(until=t + self.settings.grant_window_s)
+        self._session.grants += 1
+        self._session.until = max(self._session.until, t + self.settings.grant_window_s)
+
+    # ------------------------------------------------------------------ the loop
+
+    def process(self, bgr: Frame, t: float) -> list[GateOutcome]:
+        s = self.settings
+        st = self.stats
+        st.frames += 1
+        out: list[GateOutcome] = []
+        h, w = bgr.shape[:2]
+        motion = self.motion.update(bgr)
+        undecided = [tr for tr in self.tracker.tracks.values() if tr.decided is None]
+        if not motion.moving and not undecided:
+            st.still += 1
+            out.extend(self._expire(t))
+            return out
+
+        if self.counter is not None and motion.moving:
+            for c in self.counter.update(bgr, t):
+                out.extend(self._on_crossing(bgr, c.t, c.track, c.direction, c.people))
+
+        rgb: Image | None = None
+        rois: list[tuple[int, int, int, int]] = []
+        for tr in undecided:
+            rois.append(_grow(tr.box, 0.7, w, h))
+        if motion.moving and motion.box is not None and st.frames % s.search_every == 0:
+            rois.append(motion.box)
+        rois = _merge_rois(rois)
+        if rois:
+            rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+            boxes: list[FaceBox] = []
+            for roi in rois:
+                st.detections += 1
+                st.detect_px += int((roi[2] - roi[0]) * (roi[3] - roi[1]) * self._scale**2)
+                boxes.extend(self.engine.detect(rgb, scale=self._scale, roi=roi))
+            boxes = _nms(boxes)
+            grey: npt.NDArray[np.uint8] | None = None
+            for tr in self.tracker.update(boxes, t):
+                if tr.decided is not None and tr.decided != "stranger":
+                    continue
+                if grey is None:
+                    grey = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+                out.extend(self._evaluate(tr, bgr, rgb, grey, t))
+        else:
+            for tr in undecided:
+                if tr.decided == "stranger":
+                    out.extend(self._loitering(tr, bgr, t))
+
+        if self.passes is not None and motion.moving and motion.box is not None and st.frames % s.qr_every == 0:
+            out.extend(self._scan_qr(bgr, motion.box, t))
+        out.extend(self._expire(t))
+        return out
+
+    # ------------------------------------------------------------------ faces
+
+    def _evaluate(
+        self, tr: FaceTrack, bgr: Frame, rgb: Image, grey: npt.NDArray[np.uint8], t: float
+    ) -> list[GateOutcome]:
+        s = self.settings
+        h, w = bgr.shape[:2]
+        box = tr.box
+        visible = box.inside(w, h, margin=2) and box.height >= s.min_face_px
+        if not visible:
+            return self._loitering(tr, bgr, t) if tr.decided == "stranger" else []
+        if tr.first_visible_t is None:
+            tr.first_visible_t = t
+        if s.check_liveness and tr.spoof_reason is None:
+            tr.spoof_reason = frame_around_face(grey, box) or screen_texture(grey, box)
+        quality = box.score
+        if tr.embedding is None or (
+            tr.embeddings < 2 and tr.embed_quality < s.poor_score and quality > tr.embed_quality
+        ):
+            tr.embedding = self.engine.embed(rgb, box)
+            tr.embed_quality = quality
+            tr.embeddings += 1
+            self.stats.embeddings += 1
+            tr.match = self._gallery().search(tr.embedding)
+            tr.snapshot = _face_jpeg(bgr, box)
+        if tr.decided == "stranger":
+            return self._loitering(tr, bgr, t)
+        if tr.hits < s.liveness_frames:
+            return []
+        match = tr.match
+        is_resident = match is not None and match.distance <= s.threshold
+        if is_resident and tr.embed_quality < s.poor_score and tr.embeddings < 2:
+            return []  # a poor first look: wait for a better one before opening the door
+        if is_resident and tr.spoof_reason is not None:
+            tr.decided = "refuse"
+            self.stats.decisions += 1
+            assert match is not None
+            return [
+                GateOutcome(
+                    t, "refused", tr.id, EntryMethod.FACE, match.resident, match.name, match.distance, False,
+                    f"liveness: {tr.spoof_reason}", visible_t=tr.first_visible_t, snapshot=_frame_jpeg(bgr),
+                )
+            ]  # fmt: skip
+        if is_resident:
+            assert match is not None
+            tr.decided = "grant"
+            self.stats.decisions += 1
+            self._add_grant(t)
+            return [
+                GateOutcome(
+                    t, "entry", tr.id, EntryMethod.FACE, match.resident, match.name, match.distance, True,
+                    visible_t=tr.first_visible_t, snapshot=tr.snapshot,
+                )
+            ]  # fmt: skip
+        if tr.embed_quality < s.poor_score and tr.embeddings < 2:
+            return []  # perhaps a resident seen badly: look again before calling them a stranger
+        tr.decided = "stranger"
+        self.stats.decisions += 1
+        unknown = GateOutcome(
+            t, "unknown", tr.id, EntryMethod.FACE, distance=match.distance if match else None, granted=False,
+            reason="no resident within the threshold", visible_t=tr.first_visible_t,
+        )  # fmt: skip
+        return [unknown, *self._loitering(tr, bgr, t)]
+
+    def _loitering(self, tr: FaceTrack, bgr: Frame, t: float) -> list[GateOutcome]:
+        s = self.settings
+        if tr.stranger_reported or s.stranger_after_s is None or tr.age < s.stranger_after_s:
+            return []
+        tr.stranger_reported = True
+        dist = tr.match.distance if tr.match is not None else None
+        return [
+            GateOutcome(
+                t, "stranger", tr.id, distance=dist, granted=False,
+                reason=f"unknown face at the gate for {tr.age:.0f} s", visible_t=tr.first_visible_t,
+                snapshot=_frame_jpeg(bgr),
+            )
+        ]  # fmt: skip
+
+    def _expire(self, t: float) -> list[GateOutcome]:
+        self.tracker.expire(t)
+        if self._session is not None and t > self._session.until:
+            self._session = None
+        for token, seen in list(self._recent_qr.items()):
+            if t - seen > 10.0:
+                del self._recent_qr[token]
+        return []
+
+    # ------------------------------------------------------------------ passes
+
+    def _scan_qr(self, bgr: Frame, roi: tuple[int, int, int, int], t: float) -> list[GateOutcome]:
+        import zxingcpp
+
+        assert self.passes is not None
+        self.stats.qr_scans += 1
+        x0, y0, x1, y1 = roi
+        grey = cv2.cvtColor(bgr[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+        out: list[GateOutcome] = []
+        for code in zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)):
+            token = code.text
+            if not token or token in self._recent_qr:
+                if token:
+                    self._recent_qr[token] = t
+                continue
+            self._recent_qr[token] = t
+            decision = self.passes.check(token, self._to_dt(t))
+            self.stats.decisions += 1
+            claims = decision.claims
+            person = f"visitor:{claims.vis}" if claims is not None else None
+            if decision.granted:
+                self._add_grant(t)
+                out.append(
+                    GateOutcome(
+                        t, "entry", method=EntryMethod.PASS, person=person, granted=True, reason=decision.detail
+                    )
+                )
+            else:
+                reason = f"{decision.reason.value if decision.reason else 'refused'}: {decision.detail}"
+                out.append(
+                    GateOutcome(
+                        t, "refused", method=EntryMethod.PASS, person=person, granted=False, reason=reason,
+                        snapshot=_frame_jpeg(bgr),
+                    )
+                )  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------ tailgating
+
+    def _on_crossing(
+        self, bgr: Frame, t: float, track: int, direction: Literal["in", "out"], people: int
+    ) -> list[GateOutcome]:
+        out = [GateOutcome(t, "crossing", track, direction=direction, people=people)]
+        if direction != "in":
+            return out
+        if self._session is None or t > self._session.until:
+            self._session = _Session(until=t + self.settings.grant_window_s)
+        sess = self._session
+        sess.crossings += people
+        out[0] = GateOutcome(
+            t, "crossing", track, direction=direction, people=people, grants=sess.grants, crossings=sess.crossings
+        )
+        if sess.crossings > sess.grants and not sess.alarmed:
+            sess.alarmed = True
+            out.append(
+                GateOutcome(
+                    t, "tailgating", track, granted=False, grants=sess.grants, crossings=sess.crossings,
+                    reason=f"{sess.crossings} people crossed the door line on {sess.grants} grant(s)",
+                    snapshot=_frame_jpeg(bgr),
+                )
+            )  # fmt: skip
+        return out
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _grow(box: FaceBox, k: float, w: int, h: int) -> tuple[int, int, int, int]:
+    dx, dy = int(box.width * k), int(box.height * k)
+    return max(0, box.left - dx), max(0, box.top - dy), min(w, box.right + dx), min(h, box.bottom + dy)
+
+
+def _merge_rois(rois: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Merge overlapping regions so no pixel is searched twice."""
+    merged: list[tuple[int, int, int, int]] = []
+    for r in sorted(rois):
+        for i, m in enumerate(merged):
+            if r[0] < m[2] and r[2] > m[0] and r[1] < m[3] and r[3] > m[1]:
+                merged[i] = (min(r[0], m[0]), min(r[1], m[1]), max(r[2], m[2]), max(r[3], m[3]))
+                break
+        else:
+            merged.append(r)
+    return merged
+
+
+def _nms(boxes: list[FaceBox]) -> list[FaceBox]:
+    keep: list[FaceBox] = []
+    for b in sorted(boxes, key=lambda b: -b.score):
+        if all(b.iou(k) < 0.3 for k in keep):
+            keep.append(b)
+    return keep
+
+
+def _face_jpeg(bgr: Frame, box: FaceBox) -> bytes:
+    h, w = bgr.shape[:2]
+    x0, y0, x1, y1 = _grow(box, 0.3, w, h)
+    crop = bgr[y0:y1, x0:x1]
+    if crop.shape[0] > 160:
+        k = 160 / crop.shape[0]
+        crop = np.asarray(cv2.resize(crop, (max(1, round(crop.shape[1] * k)), 160), interpolation=cv2.INTER_AREA))
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return bytes(buf) if ok else b""
+
+
+def _frame_jpeg(bgr: Frame, width: int = 480) -> bytes:
+    """The whole frame, small enough for an event (under MAX_SNAPSHOT_B64 once base64)."""
+    h, w = bgr.shape[:2]
+    small = cv2.resize(bgr, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    for quality in (70, 55, 40):
+        ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok and len(buf) * 4 // 3 < 46 * 1024:
+            return bytes(buf)
+    return b""
+
+
+def monotonic() -> float:
+    return time.monotonic()

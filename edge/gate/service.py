@@ -1,0 +1,251 @@
+"""One gate in the gateway daemon: its vision process, its door, its events and commands.
+
+The vision process (:mod:`.worker`) decides; this side acts: a granted entry
+releases the door lock, every decision and alarm becomes an event in the
+outbox (so it reaches the cloud even after a network cut), and the cloud's
+commands (gallery changes, remote open, pass revocation) are carried out here.
+The vision process is restarted if it dies, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import multiprocessing as mp
+import queue
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sc.config.schema import Gate
+from sc.contracts.messages import EntryMethod, EventKind, EventState, GatePayload
+
+from ..sensors.detect import Transition
+from .gallery import Gallery, GalleryError, decode_embedding
+from .ledger import PassLedger
+from .pipeline import GateOutcome
+from .worker import VisionSpec, vision_main
+
+__all__ = ["DoorActuator", "GateService"]
+
+log = logging.getLogger(__name__)
+
+
+class DoorActuator(Protocol):
+    async def unlock(self, now: float) -> None: ...
+
+
+class GateService:
+    def __init__(
+        self,
+        *,
+        gate: Gate,
+        site: str,
+        base_dir: Path,
+        var_dir: Path,
+        emit: Callable[[str, Transition, datetime], Any],
+        door: DoorActuator | None = None,
+        max_restarts: int = 5,
+    ) -> None:
+        self.gate = gate
+        self.site = site
+        self.base_dir = base_dir
+        self.emit = emit  # EventSink.event (blocking: runs in a thread)
+        self.door = door
+        self.max_restarts = max_restarts
+        self.gallery_path = gate.gallery or var_dir / gate.id / "gallery.db"
+        self.ledger_path = var_dir / gate.id / "passes.db"
+        self.gallery = Gallery(self.gallery_path)
+        self.ledger = PassLedger(self.ledger_path)
+        self.counters: dict[str, int] = {"entries": 0, "refusals": 0, "alarms": 0, "crossings": 0, "restarts": 0}
+        self.stats: dict[str, Any] = {}
+        self.camera_online: bool | None = None
+        self.dead = False
+        self._ctx = mp.get_context("spawn")
+        self._in_q: mp.Queue[Any] = self._ctx.Queue(maxsize=100)
+        self._out_q: mp.Queue[Any] = self._ctx.Queue(maxsize=1000)
+
+    def spec(self) -> VisionSpec:
+        return VisionSpec(
+            gate=self.gate,
+            base_dir=self.base_dir,
+            gallery_path=self.gallery_path,
+            ledger_path=self.ledger_path,
+            site=self.site,
+            pass_key=self.gate.pass_public_key,
+            log_level=logging.getLogger().level or logging.INFO,
+        )
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.gate.camera is None:
+            log.info("gate=%s has no camera: passes and remote opens only", self.gate.id)
+            await stop.wait()
+            return
+        restarts = 0
+        while not stop.is_set():
+            proc_stop = self._ctx.Event()
+            proc = self._ctx.Process(
+                target=vision_main,
+                args=(self.spec(), self._out_q, self._in_q, proc_stop),
+                name=f"vision-{self.gate.id}",
+                daemon=True,
+            )
+            proc.start()
+            log.info("gate=%s vision process pid=%s started", self.gate.id, proc.pid)
+            try:
+                while not stop.is_set() and proc.is_alive():
+                    await self._pump(timeout=0.2)
+            finally:
+                proc_stop.set()
+                await asyncio.to_thread(proc.join, 5.0)
+                if proc.is_alive():
+                    proc.kill()
+                await self._pump(timeout=0.0)
+            if stop.is_set():
+                break
+            restarts += 1
+            self.counters["restarts"] = restarts
+            log.error(
+                "gate=%s vision process died (exit %s); restart %d of %d",
+                self.gate.id,
+                proc.exitcode,
+                restarts,
+                self.max_restarts,
+            )
+            if restarts > self.max_restarts:
+                self.dead = True
+                log.error("gate=%s vision process died too often: it stays down", self.gate.id)
+                await stop.wait()
+                return
+            await asyncio.sleep(min(30.0, 0.5 * 2**restarts))
+
+    async def _pump(self, timeout: float) -> None:
+        """Handle whatever the vision process sent (waiting at most ``timeout`` for the first)."""
+        first = True
+        while True:
+            try:
+                if first and timeout > 0:
+                    msg = await asyncio.to_thread(self._out_q.get, True, timeout)
+                else:
+                    msg = self._out_q.get_nowait()
+            except queue.Empty:
+                return
+            first = False
+            await self._handle(msg)
+
+    async def _handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "outcome":
+            await self.on_outcome(msg[1])
+        elif kind == "camera":
+            _, online, reason, t = msg
+            self.camera_online = online
+            ev = EventKind.CAMERA_ONLINE if online else EventKind.CAMERA_OFFLINE
+            state = EventState.CLEARED if online else EventState.RAISED
+            await self._emit(ev, state, GatePayload(gate=self.gate.id, reason=reason[:500]), t)
+        elif kind == "stats":
+            self.stats = msg[1]
+
+    async def on_outcome(self, o: GateOutcome) -> None:
+        if o.what == "unknown":
+            log.info("gate=%s unknown face track=%s distance=%s: no entry", self.gate.id, o.track, o.distance)
+            return
+        if o.what == "crossing":
+            self.counters["crossings"] += o.people or 1
+            log.info("gate=%s crossing track=%s direction=%s people=%s", self.gate.id, o.track, o.direction, o.people)
+            return
+        if o.what == "entry":
+            self.counters["entries"] += 1
+            if self.door is not None:
+                try:
+                    await self.door.unlock(time.monotonic())
+                except Exception as exc:  # the door controller logs and reports its own faults
+                    log.error("gate=%s could not release the door for %s: %s", self.gate.id, o.person, exc)
+        elif o.what == "refused":
+            self.counters["refusals"] += 1
+        else:
+            self.counters["alarms"] += 1
+        kind = o.event_kind
+        assert kind is not None
+        payload = GatePayload(
+            gate=self.gate.id,
+            reason=o.reason[:500],
+            method=o.method,
+            person=o.person,
+            distance=round(o.distance, 4) if o.distance is not None else None,
+            track=o.track,
+            grants=o.grants,
+            crossings=o.crossings,
+            snapshot_jpeg=base64.b64encode(o.snapshot).decode() if o.snapshot else None,
+        )
+        log.info(
+            "gate=%s %s person=%s method=%s distance=%s %s",
+            self.gate.id, o.what, o.person, o.method, None if o.distance is None else f"{o.distance:.3f}", o.reason,
+        )  # fmt: skip
+        await self._emit(kind, EventState.RAISED, payload, o.t)
+
+    async def _emit(self, kind: EventKind, state: EventState, payload: GatePayload, t: float) -> None:
+        ts = datetime.fromtimestamp(t, UTC)
+        await asyncio.to_thread(self.emit, self.gate.id, Transition(kind, state, payload), ts)
+
+    # ------------------------------------------------------------------ from the outside
+
+    async def remote_open(self, by: str) -> None:
+        now = time.time()
+        self._send(("grant", now, EntryMethod.REMOTE.value))
+        if self.door is not None:
+            await self.door.unlock(time.monotonic())
+        self.counters["entries"] += 1
+        payload = GatePayload(gate=self.gate.id, method=EntryMethod.REMOTE, person=by[:120], reason="remote open")
+        await self._emit(EventKind.ENTRY, EventState.RAISED, payload, now)
+
+    def door_changed(self, t: float, *, open: bool) -> None:
+        self._send(("door", t, open))
+
+    def gallery_put(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            resident = str(args["resident"])
+            emb = decode_embedding(str(args["embedding"]))
+            version = int(args["version"])
+        except (KeyError, ValueError, TypeError, GalleryError) as exc:
+            raise GalleryError(f"gallery_put needs resident, embedding, version: {exc}") from exc
+        applied = self.gallery.put(resident, str(args.get("name", "")), emb, version=version)
+        log.info("gate=%s gallery put resident=%s version=%d applied=%s", self.gate.id, resident, version, applied)
+        return {"applied": applied, "residents": len(self.gallery)}
+
+    def gallery_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            resident = str(args["resident"])
+            version = int(args["version"]) if "version" in args else None
+        except (KeyError, ValueError) as exc:
+            raise GalleryError(f"gallery_delete needs resident: {exc}") from exc
+        existed = self.gallery.delete(resident, version=version)
+        log.info("gate=%s gallery delete resident=%s existed=%s", self.gate.id, resident, existed)
+        return {"deleted": existed, "residents": len(self.gallery)}
+
+    def revoke_pass(self, pid: str, expires: int) -> None:
+        self.ledger.revoke(pid, expires)
+
+    def _send(self, msg: tuple[Any, ...]) -> None:
+        try:
+            self._in_q.put_nowait(msg)
+        except queue.Full:
+            log.error("gate=%s vision input queue full: dropped %s", self.gate.id, msg[0])
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "camera_online": self.camera_online,
+            "vision_dead": self.dead,
+            "residents": len(self.gallery),
+            "counters": dict(self.counters),
+            "vision": self.stats,
+        }
+
+    def close(self) -> None:
+        self.gallery.close()
+        self.ledger.close()

@@ -1,0 +1,182 @@
+"""Installer tools: enrol from photos, replay footage through the gate's pipeline, pick a threshold.
+
+These are the functions behind ``sc gate enroll``, ``sc gate replay`` and
+``sc gate report``; replay runs the very :class:`GatePipeline` the live gate
+runs, frame by frame as fast as the machine goes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .faces import Embedding, EnrolmentError, FaceEngine, load_rgb, normalise
+from .gallery import Gallery
+from .pipeline import GateOutcome, GatePipeline
+
+__all__ = ["DistanceReport", "distance_report", "enrol_photos", "replay_video"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def enrolment_embedding(engine: FaceEngine, photos: list[Path]) -> tuple[Embedding, list[str]]:
+    """The mean (re-normalised) embedding of a resident's photos; notes on photos that were skipped."""
+    vecs: list[Embedding] = []
+    notes: list[str] = []
+    for photo in photos:
+        try:
+            vec, box = engine.enrolment_embedding(load_rgb(str(photo)))
+        except (EnrolmentError, ValueError) as exc:
+            notes.append(f"{photo}: {exc}")
+            continue
+        vecs.append(vec)
+        notes.append(f"{photo}: face {box.width}x{box.height} px")
+    if not vecs:
+        raise EnrolmentError("no usable photo: " + "; ".join(notes))
+    return normalise(np.mean(np.stack(vecs), axis=0).astype(np.float32)), notes
+
+
+def enrol_photos(gallery: Gallery, engine: FaceEngine, *, resident: str, name: str, photos: list[Path]) -> list[str]:
+    vec, notes = enrolment_embedding(engine, photos)
+    gallery.put(resident, name, vec)
+    return notes
+
+
+def video_frames(path: Path) -> Iterator[tuple[npt.NDArray[np.uint8], float]]:
+    """Frames of a video file with their time in the video (seconds)."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ValueError(f"{path}: not a video OpenCV can read")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    try:
+        for i in itertools.count():
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield np.asarray(frame, dtype=np.uint8), i / fps
+    finally:
+        cap.release()
+
+
+def replay_video(
+    pipeline: GatePipeline,
+    frames: Iterator[tuple[npt.NDArray[np.uint8], float]],
+    *,
+    start: float = 0.0,
+    emit: Callable[[dict[str, Any]], None] | None = None,
+) -> list[GateOutcome]:
+    """Every frame through the pipeline; each outcome as a JSON-ready dict (time relative to the video)."""
+    outcomes: list[GateOutcome] = []
+    for frame, t in frames:
+        for o in pipeline.process(frame, start + t):
+            outcomes.append(o)
+            if emit is not None:
+                d = o.to_json()
+                d["t"] = round(o.t - start, 3)
+                if "visible_t" in d:
+                    d["visible_t"] = round(o.visible_t - start, 3) if o.visible_t is not None else None
+                if o.what in ("entry", "refused", "unknown", "stranger") and o.method is not None:
+                    d.setdefault("person", "stranger" if o.what in ("unknown", "stranger") else None)
+                emit(d)
+    return outcomes
+
+
+@dataclass
+class DistanceReport:
+    genuine: list[float]  # a resident's photo against their own (other photos') embedding
+    impostor: list[float]  # against everybody else's
+    proposed: float
+    rows: list[tuple[float, float, float]]  # threshold, true accept rate, false accept rate
+
+    def to_json(self) -> dict[str, Any]:
+        def stats(xs: list[float]) -> dict[str, float]:
+            if not xs:
+                return {}
+            a = np.asarray(xs)
+            return {"n": len(xs), "min": float(a.min()), "p50": float(np.median(a)), "max": float(a.max())}
+
+        return {
+            "genuine": stats(self.genuine),
+            "impostor": stats(self.impostor),
+            "proposed_threshold": round(self.proposed, 3),
+            "table": [{"threshold": t, "tar": round(a, 4), "far": round(f, 4)} for t, a, f in self.rows],
+        }
+
+
+def photo_embeddings(engine: FaceEngine, folder: Path) -> dict[str, list[Embedding]]:
+    """``folder/<person>/*.jpg`` -> each person's photo embeddings (photos without one clear face are skipped)."""
+    people: dict[str, list[Embedding]] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for photo in sorted(sub.iterdir()):
+            if photo.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                vec, _ = engine.enrolment_embedding(load_rgb(str(photo)))
+            except (EnrolmentError, ValueError):
+                continue
+            people.setdefault(sub.name, []).append(vec)
+    return people
+
+
+def distance_report(people: dict[str, list[Embedding]], *, margin: float = 0.03) -> DistanceReport:
+    """Genuine and impostor distances (leave-one-out enrolment) and the threshold they suggest.
+
+    The proposed threshold sits halfway between the genuine distances' 95th
+    percentile and the closest impostor (equal room for a resident seen badly
+    and for a look-alike stranger), never closer than ``margin`` to that
+    impostor (a stranger let in is the worst failure), and never above 0.6.
+    """
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for person, vecs in people.items():
+        for i, v in enumerate(vecs):
+            others = [u for j, u in enumerate(vecs) if j != i]
+            if others:
+                ref = normalise(np.mean(np.stack(others), axis=0).astype(np.float32))
+                genuine.append(float(np.linalg.norm(v - ref)))
+            for other, ovecs in people.items():
+                if other == person:
+                    continue
+                ref = normalise(np.mean(np.stack(ovecs), axis=0).astype(np.float32))
+                impostor.append(float(np.linalg.norm(v - ref)))
+    lowest_impostor = min(impostor) if impostor else 0.6
+    genuine_p95 = float(np.percentile(genuine, 95)) if genuine else 0.3
+    proposed = min(0.6, lowest_impostor - margin, (genuine_p95 + lowest_impostor) / 2)
+    rows = []
+    g, im = np.asarray(genuine or [np.inf]), np.asarray(impostor or [np.inf])
+    for thr in np.arange(0.30, 0.61, 0.02):
+        rows.append((round(float(thr), 2), float(np.mean(g <= thr)), float(np.mean(im <= thr))))
+    return DistanceReport(genuine, impostor, float(proposed), rows)
+
+
+def plot_report(report: DistanceReport, path: Path, threshold: float | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bins = np.linspace(0, 1.0, 51).tolist()
+    ax.hist(report.genuine, bins=bins, alpha=0.7, label=f"same person (n={len(report.genuine)})")
+    ax.hist(report.impostor, bins=bins, alpha=0.7, label=f"different people (n={len(report.impostor)})")
+    ax.axvline(report.proposed, color="k", linestyle="--", label=f"proposed threshold {report.proposed:.2f}")
+    if threshold is not None:
+        ax.axvline(threshold, color="r", linestyle=":", label=f"configured {threshold:.2f}")
+    ax.set_xlabel("embedding distance (unit vectors)")
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def dumps(d: dict[str, Any]) -> str:
+    return json.dumps(d, ensure_ascii=False, default=str)
