@@ -7,6 +7,11 @@ is the sign of the 2-D cross product ``(b - a) x (p - a)`` in image
 coordinates (y grows downwards); ``inside`` says which sign is inside the
 community: "left" is a negative cross product (left of a->b as seen on the screen).
 
+A crossing counts once the blob has stayed across for ``confirm_s`` (or left
+the view on the far side): a card or a photo lowered over the line and raised
+again, or feet wobbling on it (a band either side of the line is ignored),
+are not passages.
+
 Blobs of two people walking close together can merge; a blob much wider than
 one person at that depth is counted as several (by width against the
 typical width of a single person at the door line), which is what a second
@@ -15,7 +20,7 @@ person close behind mostly looks like from a door camera.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -42,7 +47,7 @@ class _Blob:
     box: tuple[int, int, int, int]
     last_t: float
     side: float
-    crossed: dict[str, int] = field(default_factory=dict)
+    pending: Crossing | None = None  # crossed, not yet confirmed
 
 
 class LineCounter:
@@ -53,7 +58,9 @@ class LineCounter:
         *,
         width: int = 320,
         min_area_frac: float = 0.004,
-        person_width_frac: float = 0.16,
+        person_width_frac: float = 0.28,
+        band_frac: float = 0.02,
+        confirm_s: float = 0.4,
         history: int = 300,
     ) -> None:
         self.line = line
@@ -61,12 +68,15 @@ class LineCounter:
         self.width = width
         self.min_area_frac = min_area_frac
         self.person_width_frac = person_width_frac  # a person's width at the door line, share of the frame
+        self.confirm_s = confirm_s  # a crossing counts once the blob stays across for this long
+        self.band_frac = band_frac  # feet must be this far (share of the frame height) past the line to count
         self._mog = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=32, detectShadows=True)
         self._kernel_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._kernel_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
         self._blobs: dict[int, _Blob] = {}
         self._next = 1
         self.size: tuple[int, int] | None = None
+        self.last_mask: npt.NDArray[np.uint8] | None = None  # the last foreground mask (small frame)
 
     def _side(self, p: tuple[float, float]) -> float:
         assert self.size is not None
@@ -74,6 +84,12 @@ class LineCounter:
         (ax, ay), (bx, by) = self.line
         ax, ay, bx, by = ax * w, ay * h, bx * w, by * h
         return (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax)
+
+    def _line_len(self) -> float:
+        assert self.size is not None
+        w, h = self.size
+        (ax, ay), (bx, by) = self.line
+        return float(np.hypot((bx - ax) * w, (by - ay) * h))
 
     def _within_segment(self, p: tuple[float, float]) -> bool:
         assert self.size is not None
@@ -95,6 +111,7 @@ class LineCounter:
 
     def update(self, bgr: npt.NDArray[np.uint8], t: float) -> list[Crossing]:
         mask = self.foreground(bgr)
+        self.last_mask = mask
         assert self.size is not None
         w, h = self.size
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -117,24 +134,31 @@ class LineCounter:
                 if d < best_d:
                     best, best_d = blob, d
             side = self._side(feet)
+            # a side only counts once the feet are clearly past the line (a band either side of it):
+            # feet wobbling on the line, or a shadow touching it, are not crossings
+            clear = abs(side) > self.band_frac * h * self._line_len()
             if best is None:
-                best = _Blob(self._next, feet, box, t, side)
+                best = _Blob(self._next, feet, box, t, side if clear else 0.0)
                 self._next += 1
                 self._blobs[best.id] = best
             else:
-                if side * best.side < 0 and self._within_segment(feet):
+                if clear and side * best.side < 0 and self._within_segment(feet):
                     direction: Direction = "in" if side * self.inside_sign > 0 else "out"
-                    people = self._people_in(box)
-                    # a blob that wobbles on the line is counted once per direction change
-                    if best.crossed.get("last") != (1 if direction == "in" else -1):
-                        crossings.append(Crossing(t, best.id, direction, people))
-                        best.crossed["last"] = 1 if direction == "in" else -1
+                    if best.pending is not None:
+                        best.pending = None  # back where it came from (an arm, a held-up card): no crossing
+                    else:
+                        best.pending = Crossing(t, best.id, direction, self._people_in(box))
                 best.feet, best.box, best.last_t = feet, box, t
-                if side != 0:
+                if clear:
                     best.side = side
             taken.add(best.id)
-        for bid in [b.id for b in self._blobs.values() if t - b.last_t > 1.0]:
-            del self._blobs[bid]
+        for blob in list(self._blobs.values()):
+            gone = t - blob.last_t > 1.0
+            if blob.pending is not None and (gone or t - blob.pending.t >= self.confirm_s):
+                crossings.append(blob.pending)  # stayed on the other side (or walked out of view there)
+                blob.pending = None
+            if gone:
+                del self._blobs[blob.id]
         return crossings
 
     def _people_in(self, box: tuple[int, int, int, int]) -> int:

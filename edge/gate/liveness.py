@@ -30,8 +30,16 @@ from .faces import FaceBox
 __all__ = ["frame_around_face", "screen_texture"]
 
 
-def frame_around_face(grey: npt.NDArray[np.uint8], box: FaceBox) -> str | None:
-    """A reason if long straight edges enclose the face on three or more sides, else None."""
+def frame_around_face(
+    grey: npt.NDArray[np.uint8], box: FaceBox, foreground: npt.NDArray[np.uint8] | None = None
+) -> str | None:
+    """A reason if straight edges frame the face above and on two more sides, else None.
+
+    ``foreground`` (a mask of what moves, any size: it is scaled to the frame)
+    keeps only edges on moving things: a photo's border moves with the hand
+    that holds it, while a doorway or a window behind a resident's head
+    (straight edges around a live face too) stays put and is ignored.
+    """
     h, w = grey.shape[:2]
     fw, fh = box.width, box.height
     x0, y0 = max(0, box.left - int(0.9 * fw)), max(0, box.top - int(0.9 * fh))
@@ -43,6 +51,14 @@ def frame_around_face(grey: npt.NDArray[np.uint8], box: FaceBox) -> str | None:
     k = 200.0 / max(1, region.shape[1])
     small = cv2.resize(region, (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))))
     edges = cv2.Canny(cv2.GaussianBlur(small, (3, 3), 0), 40, 120)
+    if foreground is not None:
+        fy, fx = foreground.shape[0] / h, foreground.shape[1] / w
+        fg = foreground[
+            int(y0 * fy) : max(int(y0 * fy) + 1, int(y1 * fy)), int(x0 * fx) : max(int(x0 * fx) + 1, int(x1 * fx))
+        ]
+        fg = cv2.resize(fg, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+        fg = cv2.dilate(fg, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5)))
+        edges = np.where(fg > 0, edges, 0).astype(np.uint8)
     min_len = 0.6 * fw * k
     lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=30, minLineLength=int(min_len), maxLineGap=6)
     if lines is None:
@@ -51,7 +67,8 @@ def frame_around_face(grey: npt.NDArray[np.uint8], box: FaceBox) -> str | None:
     fl, ft = (box.left - x0) * k, (box.top - y0) * k
     fr, fb = (box.right - x0) * k, (box.bottom - y0) * k
     sides: set[str] = set()
-    for x_a, y_a, x_b, y_b in lines[:, 0, :]:
+    # OpenCV 4 returns N x 1 x 4, OpenCV 5 N x 4: take both as rows of (x_a, y_a, x_b, y_b)
+    for x_a, y_a, x_b, y_b in np.asarray(lines).reshape(-1, 4):
         dx, dy = float(x_b - x_a), float(y_b - y_a)
         if abs(dy) <= 0.2 * abs(dx):  # horizontal
             y = (y_a + y_b) / 2
@@ -67,7 +84,7 @@ def frame_around_face(grey: npt.NDArray[np.uint8], box: FaceBox) -> str | None:
                 sides.add("left")
             elif spans_face and x > fr + 0.05 * fw * k:
                 sides.add("right")
-    if len(sides) >= 3:
+    if "top" in sides and len(sides) >= 3:
         return f"straight edges around the face on {len(sides)} sides ({', '.join(sorted(sides))}): a photo or screen"
     return None
 

@@ -26,7 +26,6 @@ replay`` and the benchmarks. Per frame, cheapest first:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -170,6 +169,10 @@ class GatePipeline:
         self._session: _Session | None = None
         self._recent_qr: dict[str, float] = {}
         self._door_open = False
+        # what moves (for the liveness check): the counter's mask, or a subtractor of our own without a door line
+        self._fg_model = LineCounter(((0.0, 0.5), (1.0, 0.5)), "right")
+        self._foreground: npt.NDArray[np.uint8] | None = None
+        self._recent_strangers: list[tuple[npt.NDArray[np.float32], float, bool, float]] = []
 
     # ------------------------------------------------------------------ grants from outside the camera
 
@@ -207,11 +210,18 @@ class GatePipeline:
         if self.counter is not None and motion.moving:
             for c in self.counter.update(bgr, t):
                 out.extend(self._on_crossing(bgr, c.t, c.track, c.direction, c.people))
+            self._foreground = self.counter.last_mask
+        elif motion.moving and s.check_liveness:
+            self._foreground = self._fg_model.foreground(bgr)
 
         rgb: Image | None = None
         rois: list[tuple[int, int, int, int]] = []
         for tr in undecided:
             rois.append(_grow(tr.box, 0.7, w, h))
+        if st.frames % s.search_every == 0:  # a stranger standing still is followed too, to time the loitering
+            for tr in self.tracker.tracks.values():
+                if tr.decided == "stranger" and not tr.stranger_reported:
+                    rois.append(_grow(tr.box, 0.7, w, h))
         if motion.moving and motion.box is not None and st.frames % s.search_every == 0:
             rois.append(motion.box)
         rois = _merge_rois(rois)
@@ -254,7 +264,7 @@ class GatePipeline:
         if tr.first_visible_t is None:
             tr.first_visible_t = t
         if s.check_liveness and tr.spoof_reason is None:
-            tr.spoof_reason = frame_around_face(grey, box) or screen_texture(grey, box)
+            tr.spoof_reason = frame_around_face(grey, box, self._foreground) or screen_texture(grey, box)
         quality = box.score
         if tr.embedding is None or (
             tr.embeddings < 2 and tr.embed_quality < s.poor_score and quality > tr.embed_quality
@@ -298,6 +308,7 @@ class GatePipeline:
             return []  # perhaps a resident seen badly: look again before calling them a stranger
         tr.decided = "stranger"
         self.stats.decisions += 1
+        self._same_stranger(tr)
         unknown = GateOutcome(
             t, "unknown", tr.id, EntryMethod.FACE, distance=match.distance if match else None, granted=False,
             reason="no resident within the threshold", visible_t=tr.first_visible_t,
@@ -318,8 +329,21 @@ class GatePipeline:
             )
         ]  # fmt: skip
 
+    def _same_stranger(self, tr: FaceTrack) -> None:
+        """A stranger who turned away and back is one visit: take over the earlier track's start and report."""
+        assert tr.embedding is not None
+        for i, (emb, first_t, reported, last_t) in enumerate(self._recent_strangers):
+            if tr.first_t - last_t < 15.0 and float(np.linalg.norm(emb - tr.embedding)) < 0.35:
+                tr.first_t = min(tr.first_t, first_t)
+                tr.stranger_reported = tr.stranger_reported or reported
+                del self._recent_strangers[i]
+                return
+
     def _expire(self, t: float) -> list[GateOutcome]:
-        self.tracker.expire(t)
+        for tr in self.tracker.expire(t):
+            if tr.decided == "stranger" and tr.embedding is not None:
+                self._recent_strangers.append((tr.embedding, tr.first_t, tr.stranger_reported, tr.last_t))
+        self._recent_strangers = [r for r in self._recent_strangers if t - r[3] < 15.0]
         if self._session is not None and t > self._session.until:
             self._session = None
         for token, seen in list(self._recent_qr.items()):
@@ -441,7 +465,3 @@ def _frame_jpeg(bgr: Frame, width: int = 480) -> bytes:
         if ok and len(buf) * 4 // 3 < 46 * 1024:
             return bytes(buf)
     return b""
-
-
-def monotonic() -> float:
-    return time.monotonic()
