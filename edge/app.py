@@ -40,6 +40,8 @@ from sc.secrets import SecretError
 from sc.secrets import read_password as _read_password
 
 from .forwarder import Forwarder
+from .gate.gallery import GalleryError
+from .gate.service import GateService
 from .outbox import Outbox
 from .sensors.service import Counters, EventSink, SensorService
 
@@ -119,6 +121,7 @@ class EdgeApp:
         self.started = time.monotonic()
         self.stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.gates: dict[str, GateService] = {}
 
     # ---------------------------------------------------------------- topics
 
@@ -161,6 +164,7 @@ class EdgeApp:
         self.sensors = SensorService(
             gateway=self.gw, sink=self.sink, resolve=lambda p: self.loaded.resolve(p), counters=self.counters
         )
+        self.gates = self._build_gates()
         health: HealthServer | None = None
         self.conn.start()
         try:
@@ -179,6 +183,7 @@ class EdgeApp:
         sensors_task = asyncio.create_task(self.sensors.run(self.stop_event), name="sensors")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         commands = asyncio.create_task(self._command_worker(), name="commands")
+        gate_tasks = [asyncio.create_task(g.run(self.stop_event), name=f"gate-{gid}") for gid, g in self.gates.items()]
         if self.health_port is not None:
             health = HealthServer(self.health_port, self.health)
             self.health_port = health.port
@@ -192,7 +197,9 @@ class EdgeApp:
             self._loop = None
             heartbeat.cancel()
             commands.cancel()
-            await asyncio.gather(sensors_task, heartbeat, commands, return_exceptions=True)
+            await asyncio.gather(sensors_task, heartbeat, commands, *gate_tasks, return_exceptions=True)
+            for g in self.gates.values():
+                g.close()
             # give the forwarder a moment to drain what is already in flight
             deadline = time.monotonic() + 2.0
             while self.conn.connected and self.forwarder.inflight and time.monotonic() < deadline:
@@ -203,6 +210,29 @@ class EdgeApp:
             self.outbox.close()
             log.info("edge gateway=%s stopped", gw)
         return 0
+
+    def _build_gates(self) -> dict[str, GateService]:
+        """A gate service for each gate this gateway runs (see docs/gates.md)."""
+        gates: dict[str, GateService] = {}
+        var_dir = self.loaded.resolve(Path("var") / self.gw.id)
+        for gate in self.site.gates_of(self.gw.id):
+            if gate.pass_public_key is not None and not gate.pass_public_key.exists():
+                raise StartupError(
+                    f"gate {gate.id}: pass_public_key {gate.pass_public_key} does not exist "
+                    "(copy the cloud's public pass key there, or remove the setting to refuse all passes)"
+                )
+            gates[gate.id] = GateService(
+                gate=gate,
+                site=self.site.site.id,
+                base_dir=self.loaded.base_dir,
+                var_dir=var_dir,
+                emit=self.sink.event,
+                bus_for=self.sensors.buses.get,
+            )
+            log.info(
+                "gate=%s on gateway=%s camera=%s", gate.id, self.gw.id, gate.camera.source if gate.camera else "none"
+            )
+        return gates
 
     async def _heartbeat(self) -> None:
         while True:
@@ -290,6 +320,29 @@ class EdgeApp:
             if reading is None:
                 raise CommandFailed(f"{device} did not give a usable reading")
             return {"reading": reading.model_dump()}
+        gate = self.gates.get(device)
+        if cmd.name in _GATE_COMMANDS and gate is None:
+            raise CommandFailed(f"gateway {self.gw.id} has no gate {device!r}")
+        assert gate is not None or cmd.name not in _GATE_COMMANDS
+        try:
+            if cmd.name is CommandName.GALLERY_PUT and gate is not None:
+                return await asyncio.to_thread(gate.gallery_put, cmd.args)
+            if cmd.name is CommandName.GALLERY_DELETE and gate is not None:
+                return await asyncio.to_thread(gate.gallery_delete, cmd.args)
+            if cmd.name is CommandName.GALLERY_DIGEST and gate is not None:
+                return {"residents": await asyncio.to_thread(gate.gallery.digest)}
+            if cmd.name is CommandName.DOOR_OPEN and gate is not None:
+                await gate.remote_open(str(cmd.args.get("by", "control room")))
+                return {"opened": True}
+            if cmd.name is CommandName.PASS_REVOKE and gate is not None:
+                pid = cmd.args.get("pass")
+                if not isinstance(pid, str) or not pid:
+                    raise CommandFailed("pass_revoke needs the pass id in args.pass")
+                expires = int(cmd.args.get("expires", time.time() + 8 * 86400))
+                await asyncio.to_thread(gate.revoke_pass, pid, expires)
+                return {"revoked": pid}
+        except GalleryError as exc:
+            raise CommandFailed(str(exc)) from exc
         raise CommandFailed(f"unknown command {cmd.name}")  # pragma: no cover - enum is exhaustive
 
     # ---------------------------------------------------------------- health
@@ -299,7 +352,10 @@ class EdgeApp:
         connected = self.conn.connected
         return {
             "gateway": self.gw.id,
-            "healthy": connected and not self.outbox.near_full and not self.sensors.dead_workers,
+            "healthy": connected
+            and not self.outbox.near_full
+            and not self.sensors.dead_workers
+            and not any(g.dead for g in self.gates.values()),
             "dead_workers": list(self.sensors.dead_workers),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "mqtt": {"connected": connected, "connects": self.conn.connects, "disconnects": self.conn.disconnects},
@@ -317,7 +373,19 @@ class EdgeApp:
             },
             "counters": vars(self.counters).copy(),
             "devices": self.sensors.health(),
+            "gates": {gid: g.health() for gid, g in self.gates.items()},
         }
+
+
+_GATE_COMMANDS = frozenset(
+    {
+        CommandName.GALLERY_PUT,
+        CommandName.GALLERY_DELETE,
+        CommandName.GALLERY_DIGEST,
+        CommandName.DOOR_OPEN,
+        CommandName.PASS_REVOKE,
+    }
+)
 
 
 class CommandFailed(Exception):

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -149,7 +149,7 @@ class SyntheticSource:
         self._fail_open = fail_open
         self._end_after = end_after
         self._freeze_after = freeze_after
-        self._it = iter(())
+        self._it: Iterator[Frame] = iter(())
         self._count = 0
         self._frozen: Frame | None = None
         self._next_t = 0.0
@@ -227,7 +227,10 @@ class Camera:
         self._taken = 0
         self._stop = threading.Event()
         self._online: bool | None = None
+        self._state_lock = threading.Lock()
         self._last_new = time.monotonic()
+        self._read_since: float | None = None  # when the read in progress began (None: not in a read)
+        self._last_print = b""  # kept across reconnects: a reopened, still frozen source is not "online"
         self._thread = threading.Thread(target=self._run, name=f"camera-{name}", daemon=True)
         self._watch = threading.Thread(target=self._watchdog, name=f"camera-watch-{name}", daemon=True)
 
@@ -260,21 +263,23 @@ class Camera:
     # ------------------------------------------------------------------ the reading thread
 
     def _set_state(self, online: bool, reason: str) -> None:
-        if self._online is online:
-            return
-        self._online = online
-        if online:
-            log.info("camera %s online (%s)", self.name, reason)
-        else:
-            self.counters.offline_reports += 1
-            log.warning("camera %s OFFLINE: %s", self.name, reason)
-        try:
-            self._on_state(online, reason)
-        except Exception:
-            log.exception("camera %s: state callback failed", self.name)
+        with self._state_lock:  # the reading thread and the watchdog both report
+            if self._online is online:
+                return
+            self._online = online
+            if online:
+                log.info("camera %s online (%s)", self.name, reason)
+            else:
+                self.counters.offline_reports += 1
+                log.warning("camera %s OFFLINE: %s", self.name, reason)
+            try:
+                self._on_state(online, reason)
+            except Exception:
+                log.exception("camera %s: state callback failed", self.name)
 
     def _run(self) -> None:
-        backoff = 0.5
+        first_pause = min(0.5, self.reconnect_max_s)
+        backoff = first_pause
         while not self._stop.is_set():
             source = self._factory()
             try:
@@ -285,8 +290,11 @@ class Camera:
                 backoff = min(self.reconnect_max_s, backoff * 2)
                 self.counters.reconnects += 1
                 continue
+            frames_before = self.counters.frames
             reason = self._read_until_failure(source)
             source.close()
+            if self.counters.frames > frames_before:
+                backoff = first_pause  # frames flowed: this is a new outage, not the old one going on
             if self._stop.is_set():
                 break
             self._set_state(False, reason)
@@ -298,19 +306,21 @@ class Camera:
         log.info("camera %s stopped", self.name)
 
     def _read_until_failure(self, source: FrameSource) -> str:
-        last_print = b""
         same_since = time.monotonic()
         while not self._stop.is_set():
+            self._read_since = time.monotonic()
             try:
                 frame = source.read()
             except Exception as exc:
                 return f"{source.name} failed: {exc}"
+            finally:
+                self._read_since = None
             now = time.monotonic()
             if frame is None:
                 return f"{source.name} stopped delivering frames"
             fingerprint = _fingerprint(frame)
-            if fingerprint != last_print:
-                last_print = fingerprint
+            if fingerprint != self._last_print:
+                self._last_print = fingerprint
                 same_since = now
                 self._last_new = now
             elif now - same_since > self.stale_after_s:
@@ -329,9 +339,11 @@ class Camera:
     def _watchdog(self) -> None:
         """A read that hangs (a dead RTSP peer) is reported even though the reading thread is stuck."""
         while not self._stop.wait(min(1.0, self.stale_after_s / 3)):
-            idle = time.monotonic() - self._last_new
-            if self._online and idle > self.stale_after_s:
-                self._set_state(False, f"no new frame for {idle:.0f} s")
+            # only a read that is stuck: a source that returns the same picture is the reading thread's to judge
+            started = self._read_since
+            now = time.monotonic()
+            if self._online and started is not None and now - started > self.stale_after_s:
+                self._set_state(False, f"no new frame for {now - self._last_new:.0f} s")
 
 
 def _fingerprint(frame: Frame) -> bytes:

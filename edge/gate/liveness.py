@@ -53,11 +53,10 @@ def frame_around_face(
     edges = cv2.Canny(cv2.GaussianBlur(small, (3, 3), 0), 40, 120)
     if foreground is not None:
         fy, fx = foreground.shape[0] / h, foreground.shape[1] / w
-        fg = foreground[
-            int(y0 * fy) : max(int(y0 * fy) + 1, int(y1 * fy)), int(x0 * fx) : max(int(x0 * fx) + 1, int(x1 * fx))
-        ]
-        fg = cv2.resize(fg, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
-        fg = cv2.dilate(fg, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5)))
+        fy0, fx0 = int(y0 * fy), int(x0 * fx)
+        fg = foreground[fy0 : max(fy0 + 1, int(y1 * fy)), fx0 : max(fx0 + 1, int(x1 * fx))]
+        fg = np.asarray(cv2.resize(fg, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST))
+        fg = np.asarray(cv2.dilate(fg, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))))
         edges = np.where(fg > 0, edges, 0).astype(np.uint8)
     min_len = 0.6 * fw * k
     lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=30, minLineLength=int(min_len), maxLineGap=6)

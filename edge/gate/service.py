@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from devices.modbus import ModbusBus
 from sc.config.schema import Gate
 from sc.contracts.messages import EntryMethod, EventKind, EventState, GatePayload
 
 from ..sensors.detect import Transition
+from .door import DoorController, DoorEvent
 from .gallery import Gallery, GalleryError, decode_embedding
 from .ledger import PassLedger
 from .pipeline import GateOutcome
@@ -48,6 +50,7 @@ class GateService:
         var_dir: Path,
         emit: Callable[[str, Transition, datetime], Any],
         door: DoorActuator | None = None,
+        bus_for: Callable[[str], ModbusBus | None] | None = None,
         max_restarts: int = 5,
     ) -> None:
         self.gate = gate
@@ -55,6 +58,9 @@ class GateService:
         self.base_dir = base_dir
         self.emit = emit  # EventSink.event (blocking: runs in a thread)
         self.door = door
+        self._bus_for = bus_for
+        self.door_controller: DoorController | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.max_restarts = max_restarts
         self.gallery_path = gate.gallery or var_dir / gate.id / "gallery.db"
         self.ledger_path = var_dir / gate.id / "passes.db"
@@ -82,6 +88,39 @@ class GateService:
     # ------------------------------------------------------------------ run
 
     async def run(self, stop: asyncio.Event) -> None:
+        door_task: asyncio.Task[None] | None = None
+        if self.gate.door is not None and self._bus_for is not None and self.door is None:
+            bus = self._bus_for(self.gate.door.bus)
+            if bus is None:
+                log.error("gate=%s: door bus %s is not open; the door is not driven", self.gate.id, self.gate.door.bus)
+            else:
+                self.door_controller = DoorController(
+                    bus,
+                    self.gate.door,
+                    gate=self.gate.id,
+                    on_event=self._door_event,
+                    on_contact=lambda t, is_open: self.door_changed(t, open=is_open),
+                )
+                self.door = self.door_controller
+                door_task = asyncio.create_task(self.door_controller.run(stop), name=f"door-{self.gate.id}")
+        try:
+            await self._run_vision(stop)
+        finally:
+            if door_task is not None:
+                await asyncio.gather(door_task, return_exceptions=True)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _door_event(self, ev: DoorEvent) -> None:
+        state = EventState.CLEARED if ev.kind in (EventKind.DOOR_CLOSED, EventKind.DEVICE_ONLINE) else EventState.RAISED
+        payload = GatePayload(gate=self.gate.id, reason=ev.reason[:500], seconds=ev.seconds)
+        if ev.kind not in (EventKind.DOOR_CLOSED, EventKind.DEVICE_ONLINE):
+            self.counters["alarms"] += 1
+        task = asyncio.get_running_loop().create_task(self._emit(ev.kind, state, payload, time.time()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_vision(self, stop: asyncio.Event) -> None:
         if self.gate.camera is None:
             log.info("gate=%s has no camera: passes and remote opens only", self.gate.id)
             await stop.wait()
@@ -238,7 +277,9 @@ class GateService:
             log.error("gate=%s vision input queue full: dropped %s", self.gate.id, msg[0])
 
     def health(self) -> dict[str, Any]:
+        dc = self.door_controller
         return {
+            "door": None if dc is None else {"online": dc.online, "open": dc.monitor.is_open, **vars(dc.counters)},
             "camera_online": self.camera_online,
             "vision_dead": self.dead,
             "residents": len(self.gallery),
