@@ -101,8 +101,10 @@ class Subscriber:
         self._subscribed = threading.Event()
         self._connected = threading.Event()
         c = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id="bench-cloud-ingest",
-            clean_session=True, protocol=MQTTProtocolVersion.MQTTv311,
+            CallbackAPIVersion.VERSION2,
+            client_id="bench-cloud-ingest",
+            clean_session=True,
+            protocol=MQTTProtocolVersion.MQTTv311,
         )
         c.username_pw_set(acct.username, read_password(loaded, acct))
         c.max_inflight_messages_set(0)
@@ -164,9 +166,16 @@ def make_batch(loaded: LoadedConfig, name: str, count: int, devices: int) -> Bat
         seq[d] += 1
         eid = str(uuid.uuid4())
         ev = Event(
-            id=eid, site=site, gateway=GATEWAY, device=d, ts=now, seq=seq[d],
-            kind=EventKind.SMOKE_ALARM, state=EventState.RAISED if seq[d] % 2 else EventState.CLEARED,
-            severity=Severity.CRITICAL, payload=alarm,
+            id=eid,
+            site=site,
+            gateway=GATEWAY,
+            device=d,
+            ts=now,
+            seq=seq[d],
+            kind=EventKind.SMOKE_ALARM,
+            state=EventState.RAISED if seq[d] % 2 else EventState.CLEARED,
+            severity=Severity.CRITICAL,
+            payload=alarm,
         )
         payload[(d, seq[d])] = encode(ev)
         order.append((d, seq[d], eid))
@@ -198,8 +207,10 @@ class BarePublisher:
         self._done = threading.Event()
         self._connected = threading.Event()
         c = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id="bench-bare-publisher",
-            clean_session=True, protocol=MQTTProtocolVersion.MQTTv311,
+            CallbackAPIVersion.VERSION2,
+            client_id="bench-bare-publisher",
+            clean_session=True,
+            protocol=MQTTProtocolVersion.MQTTv311,
         )
         c.username_pw_set(gw.account.username, read_password(loaded, gw.account))
         c.max_inflight_messages_set(inflight)
@@ -374,8 +385,11 @@ def throughput_edge(pipe: Pipeline, sub: Subscriber, batch: Batch, timeout: floa
     ok = wait_edge_acked(pipe, sent_before + len(batch.order), timeout)
     t_acked = time.perf_counter() - t0
     if not ok:
-        print(f"  ! {batch.name}: forwarder sent={pipe.forwarder.sent} inflight={pipe.forwarder.inflight} "
-              f"after {timeout:.0f} s", file=sys.stderr)
+        print(
+            f"  ! {batch.name}: forwarder sent={pipe.forwarder.sent} inflight={pipe.forwarder.inflight} "
+            f"after {timeout:.0f} s",
+            file=sys.stderr,
+        )
     drained = wait_edge_drained(pipe, timeout)
     t_drained = time.perf_counter() - t0 if drained else float("nan")
     first, lost, dup = collect(sub, mark, batch, timeout)
@@ -451,8 +465,14 @@ def plot(lat: list[Latency], path: Path, rate: float) -> None:
     colors = {"baseline": "tab:gray", "edge-full": "tab:red", "edge-normal": "tab:blue"}
     for r in lat:
         c = colors.get(r.name)
-        ax.hist(r.ms, bins=bins, histtype="step", linewidth=1.6, color=c,
-                label=f"{r.name}: p50 {r.pct(50):.2f} ms, p99 {r.pct(99):.2f} ms")
+        ax.hist(
+            r.ms,
+            bins=bins,
+            histtype="step",
+            linewidth=1.6,
+            color=c,
+            label=f"{r.name}: p50 {r.pct(50):.2f} ms, p99 {r.pct(99):.2f} ms",
+        )
         ax.axvline(r.pct(99), color=c, linestyle=":", linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel("event created -> arrived at subscriber (ms, log scale; dotted = p99)")
@@ -478,18 +498,24 @@ def report(tp: list[Throughput], lat: list[Latency], args: argparse.Namespace, r
     by = {v: [r for r in tp if r.name == v] for v in VARIANTS}
     base = by["baseline"]
     print()
-    print(f"Throughput: {args.count} events per phase x {rounds} round(s), QoS 1; "
-          "events/s = events / seconds until the broker acknowledged the last one")
-    print(f"{'':12} {'events/s':>9} {'min-max':>13} {'ours/base':>9} {'acked s':>8} {'written s':>9} "
-          f"{'delivered s':>11} {'drained s':>9} {'lost':>5} {'dup':>4}")
+    print(
+        f"Throughput: {args.count} events per phase x {rounds} round(s), QoS 1; "
+        "events/s = events / seconds until the broker acknowledged the last one"
+    )
+    print(
+        f"{'':12} {'events/s':>9} {'min-max':>13} {'ours/base':>9} {'acked s':>8} {'written s':>9} "
+        f"{'delivered s':>11} {'drained s':>9} {'lost':>5} {'dup':>4}"
+    )
     for v in VARIANTS:
         rs = by[v]
         rates = [r.rate for r in rs]
         ratio = med([r.rate / b.rate for r, b in zip(rs, base, strict=True)])
-        print(f"{v:12} {med(rates):9.0f} {f'{min(rates):.0f}-{max(rates):.0f}':>13} {ratio:9.2f} "
-              f"{med([r.acked_s for r in rs]):8.2f} {med([r.write_s for r in rs]):9.2f} "
-              f"{fmt(med([r.delivered_s for r in rs])):>11} {fmt(med([r.drained_s for r in rs])):>9} "
-              f"{sum(r.lost for r in rs):5d} {sum(r.duplicates for r in rs):4d}")
+        print(
+            f"{v:12} {med(rates):9.0f} {f'{min(rates):.0f}-{max(rates):.0f}':>13} {ratio:9.2f} "
+            f"{med([r.acked_s for r in rs]):8.2f} {med([r.write_s for r in rs]):9.2f} "
+            f"{fmt(med([r.delivered_s for r in rs])):>11} {fmt(med([r.drained_s for r in rs])):>9} "
+            f"{sum(r.lost for r in rs):5d} {sum(r.duplicates for r in rs):4d}"
+        )
     pooled = {
         v: Latency(
             v,
@@ -503,16 +529,22 @@ def report(tp: list[Throughput], lat: list[Latency], args: argparse.Namespace, r
     }
     bl = pooled["baseline"]
     print()
-    print(f"Latency: {len(bl.ms)} events per variant, one at a time at {args.rate:.0f}/s, "
-          "event created -> arrived at the subscriber (ms)")
-    print(f"{'':12} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'mean':>7} {'p50 x':>6} {'p99 x':>6} "
-          f"{'write p50':>9} {'write p99':>9} {'lost':>5}")
+    print(
+        f"Latency: {len(bl.ms)} events per variant, one at a time at {args.rate:.0f}/s, "
+        "event created -> arrived at the subscriber (ms)"
+    )
+    print(
+        f"{'':12} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'mean':>7} {'p50 x':>6} {'p99 x':>6} "
+        f"{'write p50':>9} {'write p99':>9} {'lost':>5}"
+    )
     for v in VARIANTS:
         r = pooled[v]
-        print(f"{v:12} {r.pct(50):7.2f} {r.pct(95):7.2f} {r.pct(99):7.2f} {max(r.ms, default=float('nan')):7.2f} "
-              f"{statistics.fmean(r.ms) if r.ms else float('nan'):7.2f} "
-              f"{r.pct(50) / bl.pct(50):6.2f} {r.pct(99) / bl.pct(99):6.2f} "
-              f"{percentile(r.write_ms, 50):9.3f} {percentile(r.write_ms, 99):9.3f} {r.lost:5d}")
+        print(
+            f"{v:12} {r.pct(50):7.2f} {r.pct(95):7.2f} {r.pct(99):7.2f} {max(r.ms, default=float('nan')):7.2f} "
+            f"{statistics.fmean(r.ms) if r.ms else float('nan'):7.2f} "
+            f"{r.pct(50) / bl.pct(50):6.2f} {r.pct(99) / bl.pct(99):6.2f} "
+            f"{percentile(r.write_ms, 50):9.3f} {percentile(r.write_ms, 99):9.3f} {r.lost:5d}"
+        )
     print()
     print("events/s: median over rounds; ours/base: median of the per-round ratios to the bare paho baseline.")
     print("written: until the last event was in the outbox (edge) / handed to paho (baseline); delivered: until")
@@ -533,26 +565,45 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--count", type=int, default=20000, help="events per throughput phase (default 20000)")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="throughput rounds; each runs all three variants, in rotating order (default 3)")
-    ap.add_argument("--latency-count", type=int, default=2000,
-                    help="latency events per variant, split over the rounds (default 2000)")
-    ap.add_argument("--rate", type=float, default=500.0,
-                    help="paced rate of the latency phases, events/s (default 500)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="throughput rounds; each runs all three variants, in rotating order (default 3)",
+    )
+    ap.add_argument(
+        "--latency-count",
+        type=int,
+        default=2000,
+        help="latency events per variant, split over the rounds (default 2000)",
+    )
+    ap.add_argument(
+        "--rate", type=float, default=500.0, help="paced rate of the latency phases, events/s (default 500)"
+    )
     ap.add_argument("--devices", type=int, default=10, help="devices the events are spread over (default 10)")
-    ap.add_argument("--baseline-inflight", type=int, default=None,
-                    help="paho max in-flight for the baseline (default: the gateway's outbox window, 500)")
+    ap.add_argument(
+        "--baseline-inflight",
+        type=int,
+        default=None,
+        help="paho max in-flight for the baseline (default: the gateway's outbox window, 500)",
+    )
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for acks / arrivals per phase")
-    ap.add_argument("--plot", type=Path, default=REPO / "docs" / "edge_publish_latency.png",
-                    help="latency histogram PNG (default docs/edge_publish_latency.png)")
+    ap.add_argument(
+        "--plot",
+        type=Path,
+        default=REPO / "docs" / "edge_publish_latency.png",
+        help="latency histogram PNG (default docs/edge_publish_latency.png)",
+    )
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (config, broker log, outboxes)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.count < 1 or args.rounds < 1 or args.latency_count < args.rounds or args.rate <= 0:
         ap.error("--count, --rounds, --rate must be positive and --latency-count at least --rounds")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
     wall = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="edge-publish-bench-"))
@@ -565,21 +616,27 @@ def main(argv: list[str] | None = None) -> int:
         gw = loaded.site.gateway(GATEWAY)
         inflight = args.baseline_inflight or gw.outbox.window
         m = machine()
-        print(f"edge_publish: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('ram', '?')}, "
-              f"Python {m['python']}, mosquitto on 127.0.0.1:{port}")
-        print(f"  gateway {GATEWAY}: outbox window {gw.outbox.window}; baseline paho max_inflight {inflight}; "
-              f"{args.rounds} round(s) of {args.count} events per variant")
+        print(
+            f"edge_publish: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('ram', '?')}, "
+            f"Python {m['python']}, mosquitto on 127.0.0.1:{port}"
+        )
+        print(
+            f"  gateway {GATEWAY}: outbox window {gw.outbox.window}; baseline paho max_inflight {inflight}; "
+            f"{args.rounds} round(s) of {args.count} events per variant"
+        )
         sub = Subscriber(loaded)
         sub.start()
         pub = BarePublisher(loaded, inflight)
         throughput_baseline(pub, sub, make_batch(loaded, "warmup", 500, 1), args.timeout)  # warm broker + subscriber
 
-        lat_per_round = [args.latency_count // args.rounds + (1 if i < args.latency_count % args.rounds else 0)
-                         for i in range(args.rounds)]
+        lat_per_round = [
+            args.latency_count // args.rounds + (1 if i < args.latency_count % args.rounds else 0)
+            for i in range(args.rounds)
+        ]
         tp: list[Throughput] = []
         lat: list[Latency] = []
         for rnd in range(args.rounds):
-            order = VARIANTS[rnd % 3:] + VARIANTS[: rnd % 3]  # rotate so no variant always goes first
+            order = VARIANTS[rnd % 3 :] + VARIANTS[: rnd % 3]  # rotate so no variant always goes first
             for v in order:
                 short = v.removeprefix("edge-")[:4]
                 tb = make_batch(loaded, f"tp{rnd}-{short}", args.count, args.devices)
@@ -611,8 +668,11 @@ def main(argv: list[str] | None = None) -> int:
                 r.name = v
                 tp.append(r)
                 lat.append(lr)
-                print(f"  round {rnd + 1} {v:11}  {r.rate:7.0f} events/s   latency p50 {lr.pct(50):5.2f} ms  "
-                      f"p99 {lr.pct(99):6.2f} ms   lost {r.lost + lr.lost}", flush=True)
+                print(
+                    f"  round {rnd + 1} {v:11}  {r.rate:7.0f} events/s   latency p50 {lr.pct(50):5.2f} ms  "
+                    f"p99 {lr.pct(99):6.2f} ms   lost {r.lost + lr.lost}",
+                    flush=True,
+                )
 
         report(tp, lat, args, args.rounds)
         if not args.no_plot:

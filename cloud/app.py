@@ -1,7 +1,7 @@
 """The cloud daemon (``sc cloud run``): starts its parts in order, stops them in reverse.
 
     database (schema checked) -> telemetry writer -> ingest worker -> MQTT consumer
-    -> escalation scheduler -> health endpoint
+    -> escalation scheduler -> gate link (gallery sync, remote open) -> health endpoint -> API
 
 Run several with different ``--instance`` names against one broker: the
 shared subscription splits the stream and the database keeps every event and
@@ -29,6 +29,7 @@ from sc.secrets import SecretError, read_password
 from sc.waiting import wait_until
 
 from .db.engine import SchemaError, make_engine, make_sessions, require_current
+from .gates.sync import GateLink
 from .ingest.consumer import Inbound, IngestConsumer
 from .ingest.worker import IngestWorker
 from .scheduler import EscalationScheduler
@@ -87,6 +88,7 @@ class CloudApp:
         self.health_server: HealthServer | None = None
         self._api_server: Any = None
         self.api_port: int | None = None
+        self.gate_link: GateLink | None = None
 
     def start(self) -> None:
         site = self.loaded.site
@@ -114,6 +116,7 @@ class CloudApp:
             site=site, router=self.router, sessions=self.sessions, inbox=inbox, ack=self.consumer.ack,
             telemetry=_InfluxSink(self.influx) if self.influx else None, batch_max=s.batch_max,
             device_flush_s=s.device_flush_s, clock=self.clock, on_outcomes=self.on_outcomes,
+            media_dir=Path(s.media_dir),
         )  # fmt: skip
         self.worker.start()
         try:
@@ -125,6 +128,21 @@ class CloudApp:
             sessions=self.sessions, router=self.router, interval_s=s.escalation_interval_s, clock=self.clock
         )
         self.scheduler.start()
+        if site.gates:
+            self.gate_link = GateLink(
+                site=site, sessions=self.sessions,
+                credentials=MqttCredentials(site.cloud_account.username, self._password()),
+                client_id=f"{site.cloud_account.username}-gates-{s.instance}", interval_s=s.gate_sync_interval_s,
+                ack_timeout_s=s.gate_ack_timeout_s, retry_max_s=s.gate_retry_max_s, clock=self.clock,
+            )  # fmt: skip
+            try:
+                self.gate_link.start()
+            except AuthRefused as exc:
+                self.gate_link = None
+                self.scheduler.stop()
+                self.consumer.stop()
+                self.worker.stop()
+                raise CloudStartupError(f"{exc}. Check the cloud account's password file.") from exc
         if s.health_port is not None:
             self.health_server = HealthServer(s.health_port, self.health)
             self.health_server.start()
@@ -144,6 +162,7 @@ class CloudApp:
         ctx = ApiContext(
             site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
             token_ttl=timedelta(hours=s.token_ttl_h), media_dir=Path(s.media_dir), pass_key=self._pass_key(s),
+            gates=self.gate_link, door_open_timeout_s=s.door_open_timeout_s,
         )  # fmt: skip
         self.api_port = s.api_port or free_port()
         config = uvicorn.Config(
@@ -183,6 +202,8 @@ class CloudApp:
             self._api_thread.join(10)
         if self.health_server is not None:
             self.health_server.stop()
+        if self.gate_link is not None:
+            self.gate_link.stop()
         self.scheduler.stop()
         # Take no more, store what was delivered, then leave the share group for good. If the
         # database cannot take the rest in time, keep the session: the broker re-delivers on restart.
@@ -213,5 +234,6 @@ class CloudApp:
             "ingest": vars(self.worker.counters).copy(),
             "queue": self.worker.inbox.qsize(),
             "escalated": self.scheduler.escalated,
+            "gates": self.gate_link.health() if self.gate_link else None,
             "telemetry": self.influx.stats() if self.influx else None,
         }

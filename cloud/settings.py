@@ -44,7 +44,17 @@ class CloudSettings(BaseSettings):
     api_port: int | None = Field(default=None, ge=0, le=65535, description="serve the HTTP API here (0: any free port)")
     api_host: str = Field(default="127.0.0.1", description="address the API listens on")
     token_ttl_h: float = Field(default=12.0, gt=0, description="how long a sign-in lasts")
-    media_dir: str = Field(default="run/media", description="where photos attached to reports are kept")
+    media_dir: str = Field(
+        default="run/media", description="where photos attached to reports and gate snapshots (snapshots/) are kept"
+    )
+    gate_sync_interval_s: float = Field(default=2.0, gt=0, description="how often gallery deliveries are checked")
+    gate_ack_timeout_s: float = Field(
+        default=30.0, gt=0, description="a gallery command unanswered this long is sent again (doubling per attempt)"
+    )
+    gate_retry_max_s: float = Field(default=600.0, gt=0, description="the longest wait between two resends")
+    door_open_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="how long a remote open waits for the gate"
+    )
     pass_key_file: str = Field(
         default="run/keys/visitor-pass.pem",
         description="Ed25519 key that signs visitor passes; made at first start with its .pub.pem for the gates",

@@ -215,7 +215,14 @@ class EdgeApp:
         """A gate service for each gate this gateway runs (see docs/gates.md)."""
         gates: dict[str, GateService] = {}
         var_dir = self.loaded.resolve(Path("var") / self.gw.id)
-        for gate in self.site.gates_of(self.gw.id):
+        for configured in self.site.gates_of(self.gw.id):
+            # file paths in the config are relative to the config file
+            gate = configured.model_copy(
+                update={
+                    "pass_public_key": configured.pass_public_key and self.loaded.resolve(configured.pass_public_key),
+                    "gallery": configured.gallery and self.loaded.resolve(configured.gallery),
+                }
+            )
             if gate.pass_public_key is not None and not gate.pass_public_key.exists():
                 raise StartupError(
                     f"gate {gate.id}: pass_public_key {gate.pass_public_key} does not exist "

@@ -7,13 +7,14 @@ from fastapi import FastAPI
 import sc
 
 from .deps import ApiContext
-from .routes import auth, devices, live, open311, passes, stats, workorders
+from .routes import auth, devices, gates, live, open311, passes, residents, stats, workorders
 
 __all__ = ["create_api"]
 
 DESCRIPTION = """
 Work orders from device alarms and resident reports, devices and their state, events,
-supervision figures and a live feed for the control room.
+supervision figures and a live feed for the control room; residents the gates recognise (enrolled
+from photos, kept as face embeddings only), gate entries, snapshots and remote open.
 
 Sign in with `POST /api/v1/auth/token` (username, password) and send the token as
 `Authorization: Bearer <token>`. Roles: operator (control room), grid_worker, department,
@@ -24,7 +25,7 @@ resident, admin. A role that may not do something gets 403; bad input gets 422 w
 def create_api(ctx: ApiContext) -> FastAPI:
     api = FastAPI(title="Smart-community cloud API", version=sc.__version__, description=DESCRIPTION)
     api.state.ctx = ctx
-    for module in (auth, workorders, devices, stats, open311, live, passes):
+    for module in (auth, workorders, devices, stats, open311, live, passes, residents, gates):
         api.include_router(module.router)
     api.include_router(open311.media_router)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -14,12 +14,14 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import User
+from cloud.gates.enrolment import Enroller
+from cloud.gates.sync import GateLink
 from cloud.users import user_for_token
 from cloud.workorders.routing import Router
 from cloud.workorders.states import Role
-from sc.config.schema import SiteConfig
+from sc.config.schema import DepartmentKind, SiteConfig
 
-__all__ = ["ApiContext", "CtxDep", "CurrentUser", "SessionDep", "require"]
+__all__ = ["ApiContext", "CtxDep", "CurrentUser", "GateStaff", "SessionDep", "is_gate_staff", "require"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class ApiContext:
     media_dir: Path = Path("run/media")
     media_max_bytes: int = 5 * 1024 * 1024
     pass_key: Ed25519PrivateKey | None = None
+    gates: GateLink | None = None  # gallery sync and commands to the gates (None: this process has none)
+    door_open_timeout_s: float = 5.0
+    enroller: Enroller = field(default_factory=Enroller)
 
 
 def _ctx(request: Request) -> ApiContext:
@@ -82,3 +87,24 @@ def require(*roles: Role) -> Callable[[User], User]:
         return user
 
     return check
+
+
+def is_gate_staff(site: SiteConfig, user: User) -> bool:
+    """The control room, and the property company's people: who may see entries and manage residents."""
+    if user.role in (Role.OPERATOR.value, Role.ADMIN.value):
+        return True
+    if user.role != Role.DEPARTMENT.value:
+        return False
+    return any(d.id == user.department and d.kind is DepartmentKind.PROPERTY for d in site.departments)
+
+
+def _gate_staff(ctx: CtxDep, user: CurrentUser) -> User:
+    if not is_gate_staff(ctx.site, user):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a {user.role} may not do this (allowed: admin, operator, a property company's department)",
+        )
+    return user
+
+
+GateStaff = Annotated[User, Depends(_gate_staff)]

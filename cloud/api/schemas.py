@@ -11,10 +11,14 @@ from cloud.workorders.states import Action
 
 __all__ = [
     "ActionRequest",
+    "DeliveryPublic",
     "DevicePublic",
+    "DoorOpened",
+    "EntryPublic",
     "EventPublic",
     "GroupStats",
     "HistoryPublic",
+    "ResidentPublic",
     "Token",
     "UserPublic",
     "WorkOrderDetail",
@@ -112,6 +116,7 @@ class WorkOrderPublic(_Out):
     rating: int | None
     rating_comment: str | None
     media_url: str | None
+    snapshot_url: str | None = Field(default=None, description="the newest gate snapshot of it (JPEG)")
 
 
 class WorkOrderDetail(WorkOrderPublic):
@@ -144,3 +149,52 @@ class GroupStats(BaseModel):
     reopen_rate_pct: float | None
     avg_rating: float | None
     ratings: int
+
+
+class EntryPublic(BaseModel):
+    event_id: str
+    gate: str
+    gateway: str
+    ts: datetime = Field(description="when it happened at the gate")
+    received_at: datetime
+    kind: str = Field(description="entry | entry_refused")
+    granted: bool
+    method: str | None = Field(description="face | pass | remote | card")
+    person: str | None = Field(description="resident id, 'visitor:<name>', or who opened remotely")
+    distance: float | None = Field(description="face: embedding distance to the match")
+    reason: str
+    snapshot_url: str | None
+
+
+class ResidentPublic(_Out):
+    """A resident as the API shows them: never the embedding."""
+
+    id: str
+    name: str
+    unit: str | None
+    location: str | None
+    version: int = Field(description="grows with every change; what the gates hold")
+    photos: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+class DeliveryPublic(BaseModel):
+    gate: str
+    gateway: str
+    gateway_online: bool | None = Field(description="its retained status, as this process last heard it")
+    op: str = Field(description="put | delete")
+    version: int
+    state: str = Field(description="pending | acked | error (retried with backoff)")
+    attempts: int
+    sent_at: datetime | None
+    acked_at: datetime | None
+    error: str | None
+
+
+class DoorOpened(BaseModel):
+    gate: str
+    command_id: str
+    result: dict[str, Any]

@@ -15,10 +15,19 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["SchemaError", "alembic_config", "make_engine", "make_sessions", "migrate", "require_current"]
+__all__ = [
+    "SchemaError",
+    "alembic_config",
+    "dialect_insert",
+    "make_engine",
+    "make_sessions",
+    "migrate",
+    "require_current",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,6 +55,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     return create_engine(u, pool_pre_ping=True, **kwargs)
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """An INSERT that understands ON CONFLICT on the session's backend."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {name!r}: use PostgreSQL or SQLite")  # pragma: no cover
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

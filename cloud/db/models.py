@@ -20,6 +20,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -27,17 +28,23 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cloud.gates.snapshots import snapshot_url
 
 __all__ = [
     "ApiToken",
     "Base",
     "DeadLetter",
     "DeviceState",
+    "Entry",
     "EventRow",
+    "GalleryDelivery",
+    "Resident",
     "User",
     "WorkOrder",
     "WorkOrderHistory",
@@ -87,6 +94,7 @@ class EventRow(Base):
     severity: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]]
     work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    snapshot: Mapped[str | None] = mapped_column(String(200), doc="its JPEG snapshot, a path under media_dir")
 
     __table_args__ = (Index("ix_events_received_at", "received_at"),)
 
@@ -160,6 +168,11 @@ class WorkOrder(Base):
     rating: Mapped[int | None]
     rating_comment: Mapped[str | None] = mapped_column(Text)
     media_url: Mapped[str | None] = mapped_column(Text)
+    snapshot_event_id: Mapped[str | None] = mapped_column(String(64), doc="the newest alarm of it with a snapshot")
+
+    @property
+    def snapshot_url(self) -> str | None:
+        return snapshot_url(self.snapshot_event_id) if self.snapshot_event_id else None
 
 
 class WorkOrderHistory(Base):
@@ -207,3 +220,78 @@ class ApiToken(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Entry(Base):
+    """A gate's record of who came in (``entry``) or was turned away (``entry_refused``): never a work order.
+
+    Keyed by the event id, so a redelivered event is recorded once.
+    """
+
+    __tablename__ = "entries"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    gateway: Mapped[str] = mapped_column(String(64))
+    gate: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime] = mapped_column(doc="edge time")
+    received_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(16), doc="face | pass | remote | card")
+    person: Mapped[str | None] = mapped_column(String(120), doc="resident id, 'visitor:<name>', or who opened")
+    distance: Mapped[float | None] = mapped_column(Float, doc="face: embedding distance to the match")
+    granted: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    snapshot: Mapped[str | None] = mapped_column(String(200), doc="a path under media_dir")
+
+    __table_args__ = (Index("ix_entries_ts", "ts"), Index("ix_entries_gate_ts", "gate", "ts"))
+
+
+class Resident(Base):
+    """A resident the gates recognise: a face embedding, never a photo.
+
+    ``version`` grows with every change (microseconds, strictly increasing per
+    resident); a removal drops the embedding and keeps the row as a tombstone
+    whose version tells every gate to delete theirs.
+    """
+
+    __tablename__ = "residents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(32), doc="flat / room, free text")
+    location: Mapped[str | None] = mapped_column(String(64), doc="grid-tree id: building or stairwell")
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, doc="128 little-endian float32, unit length")
+    version: Mapped[int] = mapped_column(BigInteger)
+    photos: Mapped[int] = mapped_column(default=0, doc="how many photos the embedding was made from")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class GalleryDelivery(Base):
+    """The newest change of one resident on its way to one gate (a gallery_put or gallery_delete).
+
+    One row per resident and gate: a newer change replaces the row's op,
+    version and command id. ``next_attempt_at`` is when to send (again);
+    NULL once the gate acknowledged it.
+    """
+
+    __tablename__ = "gallery_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    gateway: Mapped[str] = mapped_column(String(64))
+    gate: Mapped[str] = mapped_column(String(64))
+    op: Mapped[str] = mapped_column(String(8), doc="put | delete")
+    version: Mapped[int] = mapped_column(BigInteger)
+    command_id: Mapped[str] = mapped_column(String(64), unique=True, doc="the same for every resend of a version")
+    planned_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    error: Mapped[str | None] = mapped_column(Text, doc="the gate's answer when it could not apply it")
+    attempts: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (UniqueConstraint("resident", "gate", name="uq_gallery_deliveries_resident_gate"),)

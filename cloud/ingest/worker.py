@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.gates.snapshots import SnapshotError, decode_snapshot, save_snapshot
 from cloud.workorders.routing import Router
 from cloud.workorders.store import EventOutcome, add_dead_letters, record_events, upsert_devices
 from sc.config.schema import SiteConfig
@@ -31,6 +33,7 @@ from sc.contracts.messages import (
     CommandAck,
     ContractError,
     Event,
+    GatePayload,
     Status,
     StatusState,
     Telemetry,
@@ -58,6 +61,10 @@ class IngestCounters:
     orders_opened: int = 0
     alarms_attached: int = 0
     clears: int = 0
+    entries: int = 0  # gate entry records (entry, entry_refused)
+    snapshots: int = 0  # gate snapshots saved
+    snapshots_bad: int = 0  # not base64 / not a JPEG: the event is kept without it
+    snapshot_write_errors: int = 0
     telemetry: int = 0
     statuses: int = 0
     dead_letters: int = 0
@@ -69,6 +76,7 @@ class IngestCounters:
 class _Batch:
     events: list[Event] = field(default_factory=list)
     dead: list[tuple[str, str, bytes]] = field(default_factory=list)
+    snapshots: dict[str, str] = field(default_factory=dict)  # event id -> saved file under media_dir
 
 
 class IngestWorker:
@@ -85,8 +93,10 @@ class IngestWorker:
         device_flush_s: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_outcomes: Callable[[list[EventOutcome]], None] | None = None,
+        media_dir: Path | None = None,
     ) -> None:
         self.site = site
+        self.media_dir = media_dir  # gate snapshots are saved under it (None: not kept)
         self.router = router
         self.sessions = sessions
         self.inbox = inbox
@@ -102,6 +112,10 @@ class IngestWorker:
             self.locations[gw.id] = gw.location
             for dev in gw.devices:
                 self.locations[dev.id] = dev.location
+        for gate in site.gates:  # a gate's events come from the gate's id
+            self.locations[gate.id] = gate.location
+        for garage in site.garages:
+            self.locations[garage.id] = garage.location
         self._devices: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
         self._last_device_flush = 0.0
@@ -164,8 +178,9 @@ class IngestWorker:
         flush_devices = self._dirty and (time.monotonic() - self._last_device_flush > self.device_flush_s or not batch)
         with self.sessions.begin() as s:
             outcomes = record_events(
-                s, events=parsed.events, router=self.router, device_locations=self.locations, now=now
-            )
+                s, events=parsed.events, router=self.router, device_locations=self.locations, now=now,
+                snapshots=parsed.snapshots,
+            )  # fmt: skip
             if parsed.dead:
                 add_dead_letters(s, items=parsed.dead, now=now)
             if flush_devices:
@@ -186,6 +201,7 @@ class IngestWorker:
             c.orders_opened += o.opened
             c.alarms_attached += o.attached
             c.clears += o.cleared
+            c.entries += o.recorded
         c.last_batch_ms = (time.perf_counter() - t0) * 1000
         for o in outcomes:
             if o.opened:
@@ -209,6 +225,8 @@ class IngestWorker:
                         f"{topic.gateway}/{topic.device}"
                     )
                 into.events.append(ev)
+                if isinstance(ev.payload, GatePayload) and ev.payload.snapshot_jpeg:
+                    self._snapshot(ev, ev.payload.snapshot_jpeg, into)
             elif topic.kind is Kind.TELEMETRY:
                 t = decode(Telemetry, m.payload)
                 if (t.gateway, t.device) != (topic.gateway, topic.device):
@@ -237,6 +255,24 @@ class IngestWorker:
             # cmd and uplink are not the gateways' output; snapshots come with the gate issue
         except ContractError as exc:
             into.dead.append((m.topic, str(exc), m.payload))
+
+    def _snapshot(self, ev: Event, text: str, into: _Batch) -> None:
+        """Save the event's JPEG before the event is stored; a bad one is counted and left out, the event kept."""
+        try:
+            data = decode_snapshot(text)
+        except SnapshotError as exc:
+            self.counters.snapshots_bad += 1
+            log.warning("event %s (%s at %s): snapshot left out: %s", ev.id, ev.kind.value, ev.device, exc)
+            return
+        if self.media_dir is None:
+            return
+        try:
+            into.snapshots[ev.id] = save_snapshot(self.media_dir, ev.id, data)
+        except OSError as exc:
+            self.counters.snapshot_write_errors += 1
+            log.error("event %s: cannot save its snapshot under %s: %s", ev.id, self.media_dir, exc)
+            return
+        self.counters.snapshots += 1
 
     def _device(self, topic: Topic, now: datetime) -> dict[str, Any]:
         """The pending update of one device: only what this ingester saw since the last flush."""

@@ -26,6 +26,14 @@ EVENT_CATEGORY: dict[EventKind, tuple[str, str]] = {
     EventKind.LOW_BATTERY: ("device", "low_battery"),
     EventKind.DEVICE_OFFLINE: ("device", "offline"),
     EventKind.DEVICE_ONLINE: ("device", "offline"),  # the clear of device_offline
+    # gates (entry and entry_refused are records, never orders: see RECORD_KINDS)
+    EventKind.TAILGATING: ("security", "tailgating"),
+    EventKind.DOOR_FORCED: ("security", "door_forced"),
+    EventKind.DOOR_HELD_OPEN: ("security", "door_held_open"),
+    EventKind.DOOR_CLOSED: ("security", "door_held_open"),  # the clear of door_held_open
+    EventKind.STRANGER_AT_GATE: ("security", "stranger_at_gate"),
+    EventKind.CAMERA_OFFLINE: ("device", "camera_offline"),
+    EventKind.CAMERA_ONLINE: ("device", "camera_offline"),  # the clear of camera_offline
 }
 
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud.db.engine import dialect_insert
 from cloud.db.models import DeadLetter, DeviceState, EventRow, WorkOrder, WorkOrderHistory
-from sc.contracts.messages import CLEARED_BY, Event, EventKind, EventState, Severity
+from cloud.gates.store import add_entries
+from sc.contracts.messages import CLEARED_BY, RECORD_KINDS, Event, EventState, GatePayload, Severity
 
 from .catalogue import EVENT_CATEGORY
 from .routing import Router
@@ -56,20 +57,11 @@ class EventOutcome:
     opened: bool = False  # a new order was opened
     attached: bool = False  # a repeat attached to the open order
     cleared: bool = False  # the device said the condition ended
+    recorded: bool = False  # a gate's entry record (entry, entry_refused): stored, never an order
 
 
 def open_key(device: str, kind: str) -> str:
     return f"{device}:{kind}"
-
-
-def _insert(session: Session, table: Any) -> Any:
-    """An INSERT that understands ON CONFLICT on the session's backend."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database {name!r}: use PostgreSQL or SQLite")  # pragma: no cover
 
 
 def _history(
@@ -110,12 +102,16 @@ def record_events(
     router: Router,
     device_locations: dict[str, str],
     now: datetime,
+    snapshots: dict[str, str] | None = None,
 ) -> list[EventOutcome]:
     """Store ``events`` and apply each new one to the work orders; outcomes in the input order.
 
-    ``device_locations`` maps device and gateway ids to grid-tree ids; an
+    ``device_locations`` maps device, gate and gateway ids to grid-tree ids; an
     event from a device the site config does not know is placed at its
-    gateway's location.
+    gateway's location. ``snapshots`` maps event ids to their saved snapshot
+    (a path under the media folder): it is kept with the event, its entry
+    record and the order it opens or joins. Entry records (``RECORD_KINDS``)
+    go to the ``entries`` table and never open an order.
 
     Rows are touched in a fixed order (events by id, orders by key), so two
     ingesters writing overlapping batches at once never deadlock; the events
@@ -124,6 +120,7 @@ def record_events(
     """
     if not events:
         return []
+    snapshots = snapshots or {}
     unique = {ev.id: ev for ev in events}
     rows = [
         {
@@ -137,25 +134,37 @@ def record_events(
             "kind": ev.kind.value,
             "state": ev.state.value,
             "severity": ev.severity.value,
-            "payload": ev.payload.model_dump(mode="json"),
+            "payload": _payload(ev),
+            "snapshot": snapshots.get(ev.id),
         }
         for ev in sorted(unique.values(), key=lambda e: e.id)
     ]
     new_ids: set[str] = set()
     for start in range(0, len(rows), 1000):  # stay well under SQLite's limit of bound parameters
         ins = (
-            _insert(session, EventRow).values(rows[start : start + 1000]).on_conflict_do_nothing(index_elements=["id"])
+            dialect_insert(session, EventRow)
+            .values(rows[start : start + 1000])
+            .on_conflict_do_nothing(index_elements=["id"])
         )
         new_ids |= {r[0] for r in session.execute(ins.returning(EventRow.id))}
     by_key: dict[str, list[Event]] = {}
+    records: list[Event] = []
     seen: set[str] = set()
     for ev in events:
         if ev.id not in new_ids or ev.id in seen:
             continue
         seen.add(ev.id)
+        if ev.kind in RECORD_KINDS:
+            records.append(ev)
+            continue
         raised_kind = CLEARED_BY.get(ev.kind, ev.kind)
         by_key.setdefault(open_key(ev.device, raised_kind.value), []).append(ev)
-    results = _apply_groups(session, by_key=by_key, router=router, device_locations=device_locations, now=now)
+    results = _apply_groups(
+        session, by_key=by_key, router=router, device_locations=device_locations, now=now, snapshots=snapshots
+    )
+    if records:
+        add_entries(session, events=records, snapshots=snapshots, now=now)
+        results.update({ev.id: EventOutcome(ev.id, duplicate=False, recorded=True) for ev in records})
     out: list[EventOutcome] = []
     reported: set[str] = set()
     for ev in events:
@@ -165,6 +174,13 @@ def record_events(
         else:
             out.append(EventOutcome(ev.id, duplicate=True))
     return out
+
+
+def _payload(ev: Event) -> dict[str, Any]:
+    # a snapshot is saved as a file (see cloud.gates.snapshots): its base64 text is not kept twice
+    if isinstance(ev.payload, GatePayload):
+        return ev.payload.model_dump(mode="json", exclude={"snapshot_jpeg"})
+    return ev.payload.model_dump(mode="json")
 
 
 def _reading(ev: Event) -> dict[str, Any] | None:
@@ -179,6 +195,7 @@ def _apply_groups(
     router: Router,
     device_locations: dict[str, str],
     now: datetime,
+    snapshots: dict[str, str],
 ) -> dict[str, EventOutcome]:
     """Apply the new events of a batch, grouped by order key, with a few set-based statements:
     one multi-row upsert for every key that has alarms, one bulk link of events to orders,
@@ -190,8 +207,8 @@ def _apply_groups(
     for key in sorted(by_key):
         group = by_key[key]
         location = device_locations.get(group[0].device) or device_locations.get(group[0].gateway)
-        raises = [e for e in group if e.state is EventState.RAISED and e.kind is not EventKind.DEVICE_ONLINE]
-        if not raises or location is None:
+        raises = [e for e in group if e.state is EventState.RAISED and e.kind not in CLEARED_BY]
+        if not raises or location is None or raises[0].kind not in EVENT_CATEGORY:
             clear_only[key] = group
             continue
         first, last = raises[0], group[-1]
@@ -224,6 +241,7 @@ def _apply_groups(
                 last_event_id=last.id,
                 last_reading=_reading(last) or _reading(raises[-1]),
                 cleared_at=now if last.state is EventState.CLEARED else None,
+                snapshot_event_id=next((e.id for e in reversed(raises) if e.id in snapshots), None),
                 created_at=now,
                 updated_at=now,
                 respond_by=route.respond_by,
@@ -233,7 +251,7 @@ def _apply_groups(
         )
     order_of: dict[str, tuple[int, str | None]] = {}
     for start in range(0, len(rows), 200):  # keys are unique and sorted: one row each, locks in key order
-        ins = _insert(session, WorkOrder).values(rows[start : start + 200])
+        ins = dialect_insert(session, WorkOrder).values(rows[start : start + 200])
         upsert = ins.on_conflict_do_update(
             index_elements=["open_key"],
             set_={
@@ -242,6 +260,7 @@ def _apply_groups(
                 "last_reading": ins.excluded.last_reading,
                 "updated_at": ins.excluded.updated_at,
                 "cleared_at": ins.excluded.cleared_at,
+                "snapshot_event_id": func.coalesce(ins.excluded.snapshot_event_id, WorkOrder.snapshot_event_id),
             },
         ).returning(WorkOrder.open_key, WorkOrder.id, WorkOrder.first_event_id)
         for key, oid, first_id in session.execute(upsert):
@@ -352,7 +371,7 @@ def upsert_devices(session: Session, *, rows: list[dict[str, Any]], now: datetim
     """
     table = DeviceState.__table__
     for row in rows:
-        ins = _insert(session, DeviceState).values(**{"status_reason": "", **row, "updated_at": now})
+        ins = dialect_insert(session, DeviceState).values(**{"status_reason": "", **row, "updated_at": now})
         ex = ins.excluded
         changes: dict[str, Any] = {"updated_at": ex.updated_at}
         if "last_seen" in row:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,7 @@ class SyntheticSource:
         end_after: int | None = None,
         freeze_after: int | None = None,
         qr_token: str | None = None,
+        speed: float = 1.0,
     ) -> None:
         from firmware_sim.gatescene import build_scene
 
@@ -146,6 +148,7 @@ class SyntheticSource:
         self._scene = build_scene(scene, lighting=lighting, qr_token=qr_token)
         self._loop = loop
         self._pace = pace
+        self._speed = speed
         self._fail_open = fail_open
         self._end_after = end_after
         self._freeze_after = freeze_after
@@ -166,7 +169,8 @@ class SyntheticSource:
             delay = self._next_t - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self._next_t = max(self._next_t + 1.0 / self._scene.fps, time.monotonic() - 1.0 / self._scene.fps)
+            period = 1.0 / (self._scene.fps * self._speed)
+            self._next_t = max(self._next_t + period, time.monotonic() - period)
         self._count += 1
         if self._end_after is not None and self._count > self._end_after:
             self._end_after = None  # the link comes back after one reconnect
@@ -186,8 +190,26 @@ class SyntheticSource:
 
 
 def open_source(cfg: CameraConfig, base_dir: Path | None = None) -> FrameSource:
+    """The source a camera config names.
+
+    ``synthetic:<scene>?lighting=dusk&speed=2&loop=0&token_file=pass.txt`` plays a
+    firmware-sim scene (options: lighting, playback speed, play once, the visitor
+    pass the scene's visitor holds up, read from a file relative to the config).
+    """
     if cfg.source.startswith("synthetic:"):
-        return SyntheticSource(cfg.source.split(":", 1)[1])
+        scene, _, query = cfg.source.split(":", 1)[1].partition("?")
+        opts = dict(urllib.parse.parse_qsl(query, strict_parsing=bool(query)))
+        token = None
+        if "token_file" in opts:
+            path = Path(opts["token_file"])
+            token = (path if path.is_absolute() else (base_dir or Path.cwd()) / path).read_text().strip()
+        return SyntheticSource(
+            scene,
+            lighting=opts.get("lighting", "day"),
+            loop=opts.get("loop", "1") != "0",
+            speed=float(opts.get("speed", "1")),
+            qr_token=token,
+        )
     return OpenCvSource(cfg, base_dir)
 
 

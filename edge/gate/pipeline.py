@@ -51,6 +51,9 @@ __all__ = ["GateOutcome", "GatePipeline", "PipelineStats", "VisionSettings"]
 Frame = npt.NDArray[np.uint8]  # BGR, as OpenCV delivers it
 What = Literal["entry", "refused", "unknown", "stranger", "crossing", "tailgating"]
 
+#: A pass code seen again within this long (held up, read frame after frame) is the same showing.
+QR_REPEAT_S = 3.0
+
 EVENT_FOR: dict[str, EventKind] = {
     "entry": EventKind.ENTRY,
     "refused": EventKind.ENTRY_REFUSED,
@@ -347,7 +350,7 @@ class GatePipeline:
         if self._session is not None and t > self._session.until:
             self._session = None
         for token, seen in list(self._recent_qr.items()):
-            if t - seen > 10.0:
+            if t - seen > QR_REPEAT_S:
                 del self._recent_qr[token]
         return []
 

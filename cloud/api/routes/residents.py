@@ -1,0 +1,141 @@
+"""Residents the gates recognise: enrol from photos (kept as a face embedding only), list, remove, sync state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
+from sqlalchemy.exc import IntegrityError
+
+from cloud.db.models import Resident
+from cloud.gates.enrolment import MAX_PHOTOS, PhotoError, embedding_bytes
+from cloud.gates.store import (
+    AlreadyEnrolled,
+    ResidentNotFound,
+    delete_resident,
+    deliveries_of,
+    delivery_state,
+    enrol_resident,
+    list_residents,
+)
+from cloud.workorders.routing import RoutingError
+
+from ..deps import CtxDep, GateStaff, SessionDep
+from ..schemas import DeliveryPublic, ResidentPublic
+
+router = APIRouter(prefix="/api/v1/residents", tags=["residents and gates"])
+
+RESIDENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+@router.post(
+    "",
+    response_model=ResidentPublic,
+    status_code=201,
+    summary="Enrol a resident from 1-5 photos: only the face embedding is kept, then sent to every gate",
+    responses={409: {"description": "already enrolled"}, 422: {"description": "a photo without exactly one face"}},
+)
+def enrol(
+    ctx: CtxDep,
+    session: SessionDep,
+    user: GateStaff,
+    resident_id: Annotated[str, Form(alias="id", pattern=RESIDENT_ID, description="the resident's id")],
+    name: Annotated[str, Form(min_length=1, max_length=120)],
+    photos: Annotated[
+        list[UploadFile], File(description=f"1-{MAX_PHOTOS} photos of the resident alone (JPEG or PNG, 5 MB each)")
+    ],
+    unit: Annotated[str | None, Form(max_length=32, description="flat or room, e.g. 3-201")] = None,
+    location: Annotated[str | None, Form(description="grid-tree id of their building or stairwell")] = None,
+) -> ResidentPublic:
+    if location is not None:
+        try:
+            ctx.router.chain(location)
+        except RoutingError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    images: list[tuple[str, bytes]] = []
+    for i, photo in enumerate(photos, 1):
+        data = photo.file.read(ctx.media_max_bytes + 1)  # in memory only: never written anywhere
+        if len(data) > ctx.media_max_bytes:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"photo {i} ({photo.filename}) is larger than {ctx.media_max_bytes // (1024 * 1024)} MB",
+            )
+        images.append((photo.filename or "", data))
+    try:
+        vec = ctx.enroller.embedding(images)  # this thread-pool thread, under the engine's lock
+    except PhotoError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    finally:
+        images.clear()
+    try:
+        r = enrol_resident(
+            session, resident_id=resident_id, name=name, embedding=embedding_bytes(vec), photos=len(photos),
+            by=user.id, now=ctx.clock(), gates=ctx.site.gates, unit=unit, location=location,
+        )  # fmt: skip
+        session.commit()
+    except (AlreadyEnrolled, IntegrityError) as exc:
+        session.rollback()
+        detail = str(exc) if isinstance(exc, AlreadyEnrolled) else f"resident {resident_id!r} is already enrolled"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail) from exc
+    if ctx.gates is not None:
+        ctx.gates.kick()
+    return ResidentPublic.model_validate(r)
+
+
+@router.get("", response_model=list[ResidentPublic], summary="Enrolled residents (no embeddings)")
+def list_(session: SessionDep, user: GateStaff, include_deleted: bool = False) -> list[ResidentPublic]:
+    return [ResidentPublic.model_validate(r) for r in list_residents(session, include_deleted=include_deleted)]
+
+
+def _resident(session: SessionDep, resident_id: str) -> Resident:
+    r = session.get(Resident, resident_id)
+    if r is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resident {resident_id!r}")
+    return r
+
+
+@router.get("/{resident_id}", response_model=ResidentPublic, summary="One resident (no embedding)")
+def get(resident_id: str, session: SessionDep, user: GateStaff) -> ResidentPublic:
+    return ResidentPublic.model_validate(_resident(session, resident_id))
+
+
+@router.delete(
+    "/{resident_id}",
+    response_model=ResidentPublic,
+    summary="Remove a resident: the embedding is deleted here and at every gate (a tombstone version remains)",
+)
+def remove(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff) -> ResidentPublic:
+    try:
+        r = delete_resident(session, resident_id=resident_id, now=ctx.clock(), gates=ctx.site.gates)
+    except ResidentNotFound as exc:
+        session.rollback()
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    session.commit()
+    if ctx.gates is not None:
+        ctx.gates.kick()
+    return ResidentPublic.model_validate(r)
+
+
+@router.get(
+    "/{resident_id}/sync",
+    response_model=list[DeliveryPublic],
+    summary="Whether each gate has the resident's newest version: pending, acked or error",
+)
+def sync_state(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff) -> list[DeliveryPublic]:
+    _resident(session, resident_id)
+    online = ctx.gates.online if ctx.gates is not None else {}
+    return [
+        DeliveryPublic(
+            gate=d.gate,
+            gateway=d.gateway,
+            gateway_online=online.get(d.gateway),
+            op=d.op,
+            version=d.version,
+            state=delivery_state(d).value,
+            attempts=d.attempts,
+            sent_at=d.sent_at,
+            acked_at=d.acked_at,
+            error=d.error,
+        )
+        for d in deliveries_of(session, resident_id=resident_id)
+    ]

@@ -1,0 +1,319 @@
+"""The cloud's link to the gates: gallery sync, and commands that wait for their answer (remote open).
+
+Every enrolment change is planned in the database as one *delivery* per
+gate (see :mod:`cloud.gates.store`). This thread sends what is due:
+
+* a ``gallery_put`` (the embedding, base64 of 128 float32) or
+  ``gallery_delete``, QoS 1, on the gate's ``cmd`` topic; the command id
+  stays the same for every resend of one version, so a late answer still counts;
+* the gate answers on ``cmd-ack``: ``ok`` marks the delivery acked;
+  ``ok: false`` records the gate's error and retries with backoff;
+* no answer within ``ack_timeout_s`` (doubling per attempt up to
+  ``retry_max_s``): sent again;
+* nothing is sent to a gateway whose retained status says offline (or that was
+  never seen): its deliveries wait, and are all sent the moment its status
+  goes online (every gateway re-announces itself on each reconnect);
+* at most :data:`WINDOW` commands per gateway wait for an answer at once.
+
+Several cloud processes may run this at once: due rows are locked
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL) while they are sent and pushed
+forward, so only one process sends each; every process applies the answers.
+
+:meth:`GateLink.request` sends any command to a gate and waits for its answer
+(the API's remote open). It is refused at once when the gateway or the
+broker connection is down rather than queued: a door must not open minutes
+after someone asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.gate.gallery import encode_embedding
+from sc.config.schema import SiteConfig
+from sc.contracts.messages import (
+    Command,
+    CommandAck,
+    CommandName,
+    ContractError,
+    Status,
+    StatusState,
+    decode,
+    encode,
+)
+from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
+from sc.mqtt import MqttConnection, MqttCredentials
+
+from .store import (
+    Op,
+    due_deliveries,
+    in_flight,
+    mark_acked,
+    mark_sent,
+    plan_deliveries,
+    reconcile_deliveries,
+    resend_gateway,
+)
+
+__all__ = ["GateLink", "GateUnavailable", "SyncCounters"]
+
+log = logging.getLogger(__name__)
+
+#: How often the whole resident table is compared with the deliveries (gates added to the config).
+RECONCILE_S = 300.0
+#: Gallery commands a gateway may have unanswered at once: a gateway queues at most 100 commands and drops
+#: the rest, so a big enrolment (or a gate back after a long absence) goes out as answers come back.
+WINDOW = 50
+
+
+class GateUnavailable(Exception):
+    """A command cannot be sent now (gateway offline, no broker connection); the message says which."""
+
+
+@dataclass
+class SyncCounters:
+    sent: int = 0
+    resent: int = 0
+    acked: int = 0
+    refused: int = 0  # acks with ok=false
+    stray_acks: int = 0  # answers to nothing pending (late duplicates, other commands)
+    gateway_online: int = 0  # offline -> online transitions that triggered a resend
+    db_errors: int = 0
+
+
+@dataclass
+class _Waiter:
+    done: threading.Event = field(default_factory=threading.Event)
+    ack: CommandAck | None = None
+
+
+class GateLink:
+    def __init__(
+        self,
+        *,
+        site: SiteConfig,
+        sessions: sessionmaker[Session],
+        credentials: MqttCredentials,
+        client_id: str,
+        interval_s: float = 2.0,
+        ack_timeout_s: float = 30.0,
+        retry_max_s: float = 600.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.site = site
+        self.site_id = site.site.id
+        self.sessions = sessions
+        self.interval_s = interval_s
+        self.ack_timeout_s = ack_timeout_s
+        self.retry_max_s = retry_max_s
+        self.clock = clock
+        self.gates = {g.id: g for g in site.gates}
+        self.gateways = sorted({g.gateway for g in site.gates})
+        #: each gate gateway's retained status: True online, False offline, absent: not heard of yet
+        self.online: dict[str, bool] = {}
+        self.counters = SyncCounters()
+        subscriptions = tuple(topic_filter(site=self.site_id, gateway=gw, kind=Kind.CMD_ACK) for gw in self.gateways)
+        subscriptions += tuple(str(Topic(self.site_id, gw, Kind.STATUS, gw)) for gw in self.gateways)
+        self.conn = MqttConnection(
+            broker=site.broker,
+            client_id=client_id,
+            credentials=credentials,
+            subscriptions=subscriptions,
+            on_message=self._on_message,
+        )
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._held: list[tuple[str, Any]] = []  # taken from the inbox, not yet applied (database down)
+        self._waiters: dict[str, _Waiter] = {}
+        self._waiters_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._last_reconcile = float("-inf")
+        self._thread = threading.Thread(target=self._run, name="gate-link", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, wait_s: float = 5.0) -> None:
+        """Connect (raises :class:`sc.mqtt.AuthRefused` if the broker refuses) and start the sync thread."""
+        self.conn.start()
+        self.conn.wait_first_result(wait_s)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(10)
+        self.conn.stop()
+
+    def kick(self) -> None:
+        """Something changed (an enrolment): send it now rather than at the next interval."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ commands that wait for their answer
+
+    def request(
+        self, *, gate: str, name: CommandName, args: dict[str, str | int | float | bool], timeout: float
+    ) -> CommandAck | None:
+        """Send a command to ``gate`` and wait up to ``timeout`` s for the gate's answer (None: no answer).
+
+        :class:`KeyError` for a gate not in the site config, :class:`GateUnavailable`
+        when it cannot be sent now.
+        """
+        g = self.gates[gate]
+        if not self.conn.connected:
+            raise GateUnavailable("the cloud is not connected to the broker")
+        if self.online.get(g.gateway) is not True:
+            state = "offline" if g.gateway in self.online else "not heard from yet"
+            raise GateUnavailable(f"gateway {g.gateway} of gate {gate} is {state}")
+        cmd = Command(name=name, args=args)
+        waiter = _Waiter()
+        with self._waiters_lock:
+            self._waiters[cmd.id] = waiter
+        try:
+            self.conn.publish(str(Topic(self.site_id, g.gateway, Kind.CMD, gate)), encode(cmd), qos=1)
+            waiter.done.wait(timeout)
+            return waiter.ack
+        finally:
+            with self._waiters_lock:
+                self._waiters.pop(cmd.id, None)
+
+    # ------------------------------------------------------------------ MQTT (network thread): no database here
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            t = Topic.parse(topic)
+            if t.kind is Kind.CMD_ACK:
+                ack = decode(CommandAck, payload)
+                with self._waiters_lock:
+                    waiter = self._waiters.get(ack.id)
+                if waiter is not None:
+                    waiter.ack = ack
+                    waiter.done.set()
+                    return
+                self._inbox.put(("ack", ack))
+            elif t.kind is Kind.STATUS and t.device == t.gateway:
+                st = decode(Status, payload) if payload else None  # an empty retained message clears the status
+                online = st is not None and st.state is StatusState.ONLINE
+                was = self.online.get(t.gateway)
+                self.online[t.gateway] = online
+                if online and was is not True:
+                    self._inbox.put(("online", t.gateway))
+                log.info("gate link: gateway %s is %s", t.gateway, "online" if online else "offline")
+            else:
+                return
+        except (TopicError, ContractError) as exc:
+            log.warning("gate link: ignored a message on %s: %s", topic, exc)
+            return
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the sync thread
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.step()
+            except SQLAlchemyError as exc:
+                self.counters.db_errors += 1
+                log.error("gate link: database error (will retry): %s", str(exc).splitlines()[0])
+                self._stop.wait(min(5.0, self.interval_s))
+
+    def step(self) -> int:
+        """Apply the gates' answers, then send what is due; returns how many commands were sent."""
+        while True:
+            try:
+                self._held.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        now = self.clock()
+        gates = list(self.gates.values())
+        with self.sessions.begin() as s:
+            for what, item in self._held:
+                if what == "ack":
+                    self._apply_ack(s, item, now)
+                elif what == "online":
+                    n = resend_gateway(s, gateway=item, now=now)
+                    self.counters.gateway_online += 1
+                    if n:
+                        log.info("gate link: gateway %s is back online: %d deliveries due now", item, n)
+            reconcile = time.monotonic() - self._last_reconcile > RECONCILE_S
+            if reconcile:
+                planned = reconcile_deliveries(s, gates=gates, now=now)
+                if planned:
+                    log.info("gate link: planned %d gallery deliveries the gates were missing", planned)
+        self._held.clear()
+        if reconcile:
+            self._last_reconcile = time.monotonic()
+        if not self.conn.connected:
+            return 0
+        sent = 0
+        with self.sessions.begin() as s:
+            busy = in_flight(s, now=now)
+            due = [
+                row
+                for gw in self.gateways
+                if self.online.get(gw) is True and busy.get(gw, 0) < WINDOW
+                for row in due_deliveries(
+                    s, now=now, gateways=[gw], gates=list(self.gates), limit=WINDOW - busy.get(gw, 0)
+                )
+            ]
+            for d, r in due:
+                if r.version != d.version:  # changed again since it was planned: plan the newest instead
+                    plan_deliveries(s, resident=r, gates=gates, now=now)
+                    if r.version != d.version:
+                        continue
+                if d.op == Op.PUT.value and r.embedding is not None:
+                    emb = encode_embedding(np.frombuffer(r.embedding, dtype="<f4").astype(np.float32))
+                    cmd = Command(
+                        id=d.command_id, name=CommandName.GALLERY_PUT,
+                        args={"resident": r.id, "name": r.name, "embedding": emb, "version": d.version},
+                    )  # fmt: skip
+                else:
+                    cmd = Command(
+                        id=d.command_id, name=CommandName.GALLERY_DELETE, args={"resident": r.id, "version": d.version}
+                    )
+                self.conn.publish(str(Topic(self.site_id, d.gateway, Kind.CMD, d.gate)), encode(cmd), qos=1)
+                if d.attempts:
+                    self.counters.resent += 1
+                self.counters.sent += 1
+                mark_sent(d, now=now, base_s=self.ack_timeout_s, max_s=self.retry_max_s)
+                sent += 1
+        if sent:
+            log.info("gate link: sent %d gallery commands", sent)
+        return sent
+
+    def _apply_ack(self, s: Session, ack: CommandAck, now: datetime) -> None:
+        d = mark_acked(
+            s, command_id=ack.id, ok=ack.ok, error=ack.error, now=now, base_s=self.ack_timeout_s,
+            max_s=self.retry_max_s,
+        )  # fmt: skip
+        if d is None:
+            self.counters.stray_acks += 1
+        elif ack.ok:
+            self.counters.acked += 1
+        else:
+            self.counters.refused += 1
+            log.warning(
+                "gate link: gate %s refused %s of resident %s (version %d): %s",
+                d.gate, d.op, d.resident, d.version, ack.error,
+            )  # fmt: skip
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "connected": self.conn.connected,
+            "gateways": {gw: self.online.get(gw) for gw in self.gateways},
+            "counters": vars(self.counters).copy(),
+        }

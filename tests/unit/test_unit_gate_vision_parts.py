@@ -1,0 +1,296 @@
+"""The gate's vision parts on synthetic and real frames: motion gating, face tracks, the door-line counter, liveness."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from edge.gate.counting import Crossing, LineCounter
+from edge.gate.faces import FaceBox, FaceEngine, load_rgb
+from edge.gate.liveness import frame_around_face
+from edge.gate.motion import MotionDetector, small_grey
+from edge.gate.tracking import FaceTracker
+from firmware_sim.faces import FACES_DIR
+
+Frame = npt.NDArray[np.uint8]
+W, H = 640, 480
+
+
+def noisy_grey(rng: np.random.Generator, level: int = 140, noise: float = 6.0) -> Frame:
+    f = rng.normal(level, noise, (H, W, 1)).clip(0, 255).astype(np.uint8)
+    return np.repeat(f, 3, axis=2)
+
+
+# --------------------------------------------------------------------------- motion
+
+
+def test_small_grey_keeps_the_aspect_ratio() -> None:
+    g = small_grey(np.zeros((480, 640, 3), dtype=np.uint8), 160)
+    assert g.shape == (120, 160) and g.dtype == np.uint8
+    assert small_grey(np.zeros((720, 1280, 3), dtype=np.uint8), 160).shape == (90, 160)
+
+
+def test_static_noisy_frames_are_not_motion_after_the_first() -> None:
+    rng = np.random.default_rng(1)
+    md = MotionDetector()
+    first = md.update(noisy_grey(rng))
+    assert first.moving and first.fraction == 1.0 and first.box == (0, 0, W, H)  # no background yet
+    for _ in range(30):
+        r = md.update(noisy_grey(rng))
+        assert not r.moving and r.box is None
+        assert r.fraction < md.min_fraction
+
+
+def test_slow_lighting_drift_is_not_motion() -> None:
+    rng = np.random.default_rng(2)
+    md = MotionDetector()
+    md.update(noisy_grey(rng, 100))
+    for level in range(100, 160, 1):  # dusk to dawn, one grey level per frame
+        assert not md.update(noisy_grey(rng, level)).moving
+
+
+def test_a_moving_rectangle_is_motion_with_a_box_around_it() -> None:
+    rng = np.random.default_rng(3)
+    md = MotionDetector()
+    for _ in range(10):
+        md.update(noisy_grey(rng))
+    for step in range(8):
+        f = noisy_grey(rng)
+        x0, y0 = 100 + 30 * step, 200
+        f[y0 : y0 + 80, x0 : x0 + 60] = 30
+        r = md.update(f)
+        assert r.moving and r.box is not None
+        left, top, right, bottom = r.box
+        assert left <= x0 and top <= y0 and right >= x0 + 60 and bottom >= y0 + 80, (r.box, x0)
+        assert right - left < 400 and bottom - top < 120  # around the rectangle (and where it just was)
+        assert 0.01 < r.fraction < 0.2
+
+
+# --------------------------------------------------------------------------- face tracks
+
+
+def box(x: int, y: int, size: int = 100) -> FaceBox:
+    return FaceBox(x, y, x + size, y + size, 1.0)
+
+
+def test_a_face_moving_smoothly_keeps_its_track() -> None:
+    tr = FaceTracker()
+    ids = set()
+    for i in range(20):
+        seen = tr.update([box(100 + 8 * i, 150 + 3 * i)], i * 0.04)
+        assert len(seen) == 1
+        ids.add(seen[0].id)
+    assert ids == {1}
+    (track,) = tr.tracks.values()
+    assert track.hits == 20 and track.first_t == 0.0 and track.last_t == pytest.approx(0.76)
+    assert track.box == box(100 + 8 * 19, 150 + 3 * 19)
+    assert len(track.history) == 20 and track.age == pytest.approx(0.76)
+
+
+def test_a_face_that_grows_fast_with_the_same_centre_stays_the_same_track() -> None:
+    tr = FaceTracker()
+    (a,) = tr.update([box(200, 200)], 0.0)
+    near = FaceBox(130, 130, 370, 370)  # the same centre, 2.4 times the size: IoU 10000 / 57600 = 0.17
+    assert near.iou(a.box) < tr.min_iou
+    (b,) = tr.update([near], 0.2)
+    assert b.id == a.id == 1 and b.hits == 2
+    (c,) = tr.update([box(420, 180)], 0.4)  # IoU 0 and the centre 220 px away (0.6 x 240 = 144): somebody else
+    assert c.id == 2
+
+
+def test_two_faces_far_apart_are_two_tracks_that_keep_their_ids() -> None:
+    tr = FaceTracker()
+    first = tr.update([box(50, 100), box(450, 120)], 0.0)
+    assert [t.id for t in first] == [1, 2]
+    for i in range(1, 15):
+        seen = tr.update([box(450 - 5 * i, 120), box(50 + 5 * i, 100)], i * 0.05)  # listed the other way round
+        by_id = {t.id: t.box for t in seen}
+        assert by_id == {1: box(50 + 5 * i, 100), 2: box(450 - 5 * i, 120)}
+    assert sorted(tr.tracks) == [1, 2]
+
+
+def test_tracks_expire_after_max_idle_s() -> None:
+    tr = FaceTracker(max_idle_s=1.5)
+    tr.update([box(50, 100), box(450, 120)], 0.0)
+    tr.update([box(455, 120)], 1.0)  # only the second one is still seen
+    assert tr.expire(1.5) == []  # 1.5 s idle is not more than max_idle_s
+    gone = tr.expire(1.6)
+    assert [t.id for t in gone] == [1]
+    assert sorted(tr.tracks) == [2]
+    assert [t.id for t in tr.expire(2.6)] == [2]
+    assert tr.tracks == {}
+    (new,) = tr.update([box(50, 100)], 3.0)
+    assert new.id == 3  # ids are never reused
+
+
+# --------------------------------------------------------------------------- the door-line counter
+
+LINE = ((0.05, 0.82), (0.95, 0.82))
+PERSON_FRAC = LineCounter(LINE, "right").person_width_frac  # one person's width at the door line, share of the frame
+
+
+def background(rng: np.random.Generator) -> Frame:
+    f = np.full((H, W, 1), 140, dtype=np.int16) + rng.integers(-3, 4, (H, W, 1))
+    return np.repeat(f.clip(0, 255).astype(np.uint8), 3, axis=2)
+
+
+def walk(
+    path: list[tuple[float, float]],
+    *,
+    inside: str = "right",
+    line: tuple[tuple[float, float], tuple[float, float]] = LINE,
+    persons: float = 0.7,
+    height: int = 200,
+) -> list[Crossing]:
+    """A dark rectangle ``persons`` people wide, its feet (bottom centre) at each point of ``path``, at 25 fps,
+    after 40 frames of empty doorway for the background model; then 30 empty frames again."""
+    width = persons * PERSON_FRAC * W
+    rng = np.random.default_rng(7)
+    lc = LineCounter(line, inside)  # type: ignore[arg-type]
+    out: list[Crossing] = []
+
+    def frames() -> Iterator[Frame]:
+        for _ in range(40):
+            yield background(rng)
+        for x, y in path:
+            f = background(rng)
+            if x >= 0:  # x < 0: nobody in view
+                f[int(y) - height : int(y), max(0, int(x - width / 2)) : int(x + width / 2)] = 30
+            yield f
+        for _ in range(30):
+            yield background(rng)
+
+    for n, f in enumerate(frames()):
+        out += lc.update(f, n / 25)
+    return out
+
+
+DOWN = [(320.0, 250.0 + 10 * k) for k in range(22)]  # feet from y=250 to y=460: across y = 0.82 * 480 = 393.6
+
+
+def test_walking_down_across_the_line_is_one_crossing_in() -> None:
+    (c,) = walk(DOWN)
+    assert (c.direction, c.people, c.track) == ("in", 1, 1)
+    # counted once the feet are past the line: from the frame they reach y=400 (first past 393.6), a few at most
+    assert (40 + 15) / 25 - 0.001 <= c.t <= (40 + 18) / 25
+
+
+def test_walking_up_across_the_line_is_one_crossing_out() -> None:
+    (c,) = walk(DOWN[::-1])
+    assert (c.direction, c.people) == ("out", 1)
+    assert (40 + 7) / 25 - 0.001 <= c.t <= (40 + 10) / 25  # from the frame the feet are at y=390, above the line
+
+
+def test_the_inside_side_decides_the_direction() -> None:
+    assert [c.direction for c in walk(DOWN, inside="left")] == ["out"]
+    assert [c.direction for c in walk(DOWN[::-1], inside="left")] == ["in"]
+
+
+def test_walking_along_the_line_is_no_crossing() -> None:
+    assert walk([(100.0 + 12 * k, 0.72 * H) for k in range(35)]) == []  # above the line, parallel to it
+    assert walk([(560.0 - 12 * k, 0.92 * H) for k in range(35)]) == []  # below it
+
+
+def test_crossing_beyond_the_end_of_the_line_is_no_crossing() -> None:
+    short = ((0.05, 0.82), (0.3, 0.82))  # the door is on the left; the person walks down at x = 0.5
+    assert walk(DOWN, line=short) == []
+    assert len(walk([(100.0, y) for _, y in DOWN], line=short)) == 1  # within the segment
+
+
+def test_one_in_then_one_out_elsewhere_on_the_door_are_two_crossings() -> None:
+    back = [(480.0, y) for _, y in DOWN[::-1]]
+    crossings = walk(DOWN + [(-1000.0, 0.0)] * 10 + back)  # ten frames with nobody, then out on the right side
+    assert [(c.direction, c.people) for c in crossings] == [("in", 1), ("out", 1)]
+    assert crossings[0].track != crossings[1].track
+
+
+def test_a_blob_two_and_a_half_people_wide_counts_as_several() -> None:
+    assert 3.05 * PERSON_FRAC < 0.95  # the widest blob here still fits in the frame
+    (c,) = walk(DOWN, persons=2.5)
+    assert c.direction == "in"
+    assert c.people in (2, 3)  # width / person width = 2.5, rounded
+    (two,) = walk(DOWN, persons=2.05)
+    assert two.people == 2
+    (three,) = walk(DOWN, persons=3.05)
+    assert three.people == 3
+    (wide_one,) = walk(DOWN, persons=1.4)
+    assert wide_one.people == 1  # under 1.6 person widths: one (broad) person
+
+
+# --------------------------------------------------------------------------- liveness: a frame around the face
+
+
+@cache
+def obama() -> tuple[Frame, FaceBox]:
+    rgb = load_rgb(str(FACES_DIR / "obama.jpg"))
+    (face,) = FaceEngine().detect(rgb)
+    return rgb, face
+
+
+def textured_wall(seed: int) -> Frame:
+    """A busy background with no straight lines: overlapping soft discs and noise."""
+    rng = np.random.default_rng(seed)
+    wall = np.full((1080, 1440), 110, dtype=np.uint8)
+    for _ in range(400):
+        centre = (int(rng.integers(0, 1440)), int(rng.integers(0, 1080)))
+        cv2.circle(wall, centre, int(rng.integers(8, 60)), int(rng.integers(40, 220)), -1, lineType=cv2.LINE_AA)
+    wall = np.asarray(cv2.GaussianBlur(wall, (0, 0), 2), dtype=np.uint8)
+    noisy = np.clip(wall + rng.normal(0, 6, wall.shape), 0, 255).astype(np.uint8)
+    return np.asarray(cv2.cvtColor(noisy, cv2.COLOR_GRAY2RGB), dtype=np.uint8)
+
+
+def held_up_photo(seed: int, *, border: int) -> Frame:
+    """The photo around Obama's face, printed with a white ``border``, held up in front of a wall."""
+    rgb, f = obama()
+    crop = rgb[f.top - f.height // 2 : f.bottom + int(0.6 * f.height), f.left - f.width // 2 : f.right + f.width // 2]
+    if border:
+        white = (255, 255, 255)
+        crop = np.asarray(cv2.copyMakeBorder(crop, border, border, border, border, cv2.BORDER_CONSTANT, value=white))
+    scene = textured_wall(seed)
+    scene[150 : 150 + crop.shape[0], 300 : 300 + crop.shape[1]] = crop
+    return scene
+
+
+def grey_and_face(rgb: Frame) -> tuple[Frame, FaceBox]:
+    (face,) = FaceEngine().detect(rgb)
+    return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8), face
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_photo_with_a_white_border_held_up_to_the_camera_is_caught(seed: int) -> None:
+    grey, face = grey_and_face(held_up_photo(seed, border=24))
+    reason = frame_around_face(grey, face)
+    assert reason is not None
+    assert reason.startswith("straight edges around the face on 4 sides (bottom, left, right, top)"), reason
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_same_face_without_a_frame_around_it_passes(seed: int) -> None:
+    """The face blended into the wall through a soft oval (a head, not a rectangle of paper)."""
+    _, f = obama()
+    photo = held_up_photo(seed, border=0)
+    wall = textured_wall(seed)
+    mask = np.zeros(wall.shape[:2], dtype=np.float32)
+    # the face's centre in the scene (the crop starts half a face above and left of the box)
+    cx, cy = 300 + f.width // 2 + f.width // 2, 150 + f.height // 2 + f.height // 2
+    cv2.ellipse(mask, (cx, cy), (int(0.7 * f.width), int(0.9 * f.height)), 0, 0, 360, 1.0, -1)
+    soft = cv2.GaussianBlur(mask, (0, 0), 12)[..., None]
+    head = (photo * soft + wall * (1 - soft)).astype(np.uint8)
+    grey, face = grey_and_face(head)
+    assert abs(face.center[0] - cx) < 20 and abs(face.center[1] - cy) < 20
+    assert frame_around_face(grey, face) is None
+
+
+def test_the_original_photo_has_no_frame_around_the_face() -> None:
+    rgb, face = obama()
+    assert frame_around_face(np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8), face) is None
+
+
+def test_a_face_box_off_the_frame_is_no_reason() -> None:
+    grey = np.zeros((100, 100), dtype=np.uint8)
+    assert frame_around_face(grey, FaceBox(200, 200, 260, 260)) is None  # an empty region
