@@ -38,7 +38,8 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     workdir = loaded.resolve("../run/demo")
     broker = MosquittoProcess(loaded, workdir / "broker").start()
     site = loaded.site.model_copy(update={"broker": loaded.site.broker.model_copy(update={"port": broker.port})})
-    demo_gateways = [g for g in site.gateways if g.devices]
+    camera_gateways = {g.gateway for g in site.gates if g.camera is not None}
+    demo_gateways = [g for g in site.gateways if g.devices or g.id in camera_gateways]
     site = site.model_copy(update={"gateways": [g.model_copy(update={"health_port": 0}) for g in site.gateways]})
     cfg = LoadedConfig(site=site, path=loaded.path)
     sc_ = load_scenario(scenario)
@@ -84,6 +85,7 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     cloud = CloudApp(cfg, CloudSettings(database_url=db_url, api_port=0), on_outcomes=show_orders)
     cloud.start()
     print(f"demo: API at http://127.0.0.1:{cloud.api_port}/docs - sign in as operator / {password}")
+    _enrol_demo_residents(cfg)
     sim = SimulatorThread(Simulator(cfg, scenario=sc_, speed=speed)).start()
     apps = [EdgeApp(cfg, g.id) for g in demo_gateways]
 
@@ -128,3 +130,26 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     )
     print(f"demo: {monitor.malformed} malformed messages seen by the monitor; gateway dead letters are in each outbox")
     return 0
+
+
+def _enrol_demo_residents(cfg: LoadedConfig) -> None:
+    """Enrol the demo's resident (the face the synthetic gate scenes show) at every gate with a camera."""
+    from edge.gate.faces import FaceEngine
+    from edge.gate.gallery import Gallery
+    from edge.gate.tools import enrolment_embedding
+    from firmware_sim.faces import FACES_DIR
+
+    gates = [g for g in cfg.site.gates if g.camera is not None]
+    if not gates:
+        return
+    photos = [FACES_DIR / "obama2.jpg", FACES_DIR / "obama3.jpg"]
+    if not all(p.exists() for p in photos):
+        print("demo: face photos not fetched (run ./scripts/setup.sh): the gates will know nobody")
+        return
+    vec, _ = enrolment_embedding(FaceEngine(), photos)
+    for gate in gates:
+        path = gate.gallery or cfg.resolve(Path("var") / gate.gateway / gate.id / "gallery.db")
+        gallery = Gallery(path)
+        gallery.put("r-1-0101", "Resident 1-0101", vec)
+        gallery.close()
+        print(f"demo: gate {gate.id} watches {gate.camera.source if gate.camera else '-'}; 1 resident enrolled")

@@ -304,6 +304,7 @@ class GatePipeline:
             return [
                 GateOutcome(
                     t, "entry", tr.id, EntryMethod.FACE, match.resident, match.name, match.distance, True,
+                    reason=f"{match.name or match.resident} recognised (distance {match.distance:.2f})",
                     visible_t=tr.first_visible_t, snapshot=tr.snapshot,
                 )
             ]  # fmt: skip
