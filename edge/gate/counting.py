@@ -109,6 +109,15 @@ class LineCounter:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel_open)
         return np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel_close), dtype=np.uint8)
 
+    def background(self) -> npt.NDArray[np.uint8] | None:
+        """The learnt picture of the empty scene (grey, small), or None before the first frame."""
+        if self.size is None:
+            return None
+        img = self._mog.getBackgroundImage()
+        if img is None:
+            return None
+        return np.asarray(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img, dtype=np.uint8)
+
     def update(self, bgr: npt.NDArray[np.uint8], t: float) -> list[Crossing]:
         mask = self.foreground(bgr)
         self.last_mask = mask

@@ -31,14 +31,15 @@ __all__ = ["frame_around_face", "screen_texture"]
 
 
 def frame_around_face(
-    grey: npt.NDArray[np.uint8], box: FaceBox, foreground: npt.NDArray[np.uint8] | None = None
+    grey: npt.NDArray[np.uint8], box: FaceBox, background: npt.NDArray[np.uint8] | None = None
 ) -> str | None:
     """A reason if straight edges frame the face above and on two more sides, else None.
 
-    ``foreground`` (a mask of what moves, any size: it is scaled to the frame)
-    keeps only edges on moving things: a photo's border moves with the hand
-    that holds it, while a doorway or a window behind a resident's head
-    (straight edges around a live face too) stays put and is ignored.
+    ``background`` (a grey picture of the empty scene, any size: it is scaled
+    to the frame, e.g. the background model of the people counter) removes
+    edges that are part of the scene: a doorway or a window behind a
+    resident's head frames a live face too, but it was there before they came,
+    while a photo's border arrives with the hand that holds it.
     """
     h, w = grey.shape[:2]
     fw, fh = box.width, box.height
@@ -49,15 +50,20 @@ def frame_around_face(
         return None
     # work on a region ~200 px wide whatever the face size: same cost for near and far faces
     k = 200.0 / max(1, region.shape[1])
-    small = cv2.resize(region, (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))))
-    edges = cv2.Canny(cv2.GaussianBlur(small, (3, 3), 0), 40, 120)
-    if foreground is not None:
-        fy, fx = foreground.shape[0] / h, foreground.shape[1] / w
-        fy0, fx0 = int(y0 * fy), int(x0 * fx)
-        fg = foreground[fy0 : max(fy0 + 1, int(y1 * fy)), fx0 : max(fx0 + 1, int(x1 * fx))]
-        fg = np.asarray(cv2.resize(fg, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST))
-        fg = np.asarray(cv2.dilate(fg, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))))
-        edges = np.where(fg > 0, edges, 0).astype(np.uint8)
+    size = (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k)))
+    small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+    blurred = cv2.GaussianBlur(small, (3, 3), 0)
+    # thresholds from the region's own contrast: a photo's border at dusk or against the light is faint
+    median = float(np.median(blurred))
+    edges = cv2.Canny(blurred, max(10.0, 0.5 * median), max(30.0, 1.2 * median))
+    change: npt.NDArray[np.float32] | None = None
+    if background is not None:
+        by, bx = background.shape[0] / h, background.shape[1] / w
+        by0, bx0 = int(y0 * by), int(x0 * bx)
+        bg = background[by0 : max(by0 + 2, int(y1 * by)), bx0 : max(bx0 + 2, int(x1 * bx))]
+        bg = np.asarray(cv2.resize(bg, size, interpolation=cv2.INTER_LINEAR))
+        # how much each spot differs from the empty scene (smoothed: the background model is coarse)
+        change = np.asarray(cv2.blur(cv2.absdiff(small, bg).astype(np.float32), (7, 7)), dtype=np.float32)
     min_len = 0.6 * fw * k
     lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=30, minLineLength=int(min_len), maxLineGap=6)
     if lines is None:
@@ -69,6 +75,8 @@ def frame_around_face(
     # OpenCV 4 returns N x 1 x 4, OpenCV 5 N x 4: take both as rows of (x_a, y_a, x_b, y_b)
     for x_a, y_a, x_b, y_b in np.asarray(lines).reshape(-1, 4):
         dx, dy = float(x_b - x_a), float(y_b - y_a)
+        if change is not None and _along(change, x_a, y_a, x_b, y_b) < STATIC_CHANGE:
+            continue  # the same edge is in the empty scene: a doorway, a window, a poster
         if abs(dy) <= 0.2 * abs(dx):  # horizontal
             y = (y_a + y_b) / 2
             spans_face = min(x_a, x_b) < fl + 0.3 * (fr - fl) and max(x_a, x_b) > fr - 0.3 * (fr - fl)
@@ -83,9 +91,21 @@ def frame_around_face(
                 sides.add("left")
             elif spans_face and x > fr + 0.05 * fw * k:
                 sides.add("right")
-    if "top" in sides and len(sides) >= 3:
+    if {"top", "left", "right"} <= sides or len(sides) == 4:
         return f"straight edges around the face on {len(sides)} sides ({', '.join(sorted(sides))}): a photo or screen"
     return None
+
+
+#: Mean grey-level difference from the empty scene below which an edge belongs to the scene.
+STATIC_CHANGE = 14.0
+
+
+def _along(img: npt.NDArray[np.float32], x_a: int, y_a: int, x_b: int, y_b: int) -> float:
+    """Mean of ``img`` sampled along a segment."""
+    n = max(2, int(np.hypot(x_b - x_a, y_b - y_a)))
+    xs = np.clip(np.linspace(x_a, x_b, n).round().astype(int), 0, img.shape[1] - 1)
+    ys = np.clip(np.linspace(y_a, y_b, n).round().astype(int), 0, img.shape[0] - 1)
+    return float(img[ys, xs].mean())
 
 
 def screen_texture(grey: npt.NDArray[np.uint8], box: FaceBox, *, ratio: float = 8.0) -> str | None:

@@ -41,7 +41,7 @@ from sc.contracts.messages import EntryMethod, EventKind
 from .counting import LineCounter
 from .faces import HOG_MIN_FACE_PX, FaceBox, FaceEngine, Image
 from .gallery import GalleryIndex
-from .liveness import frame_around_face, screen_texture
+from .liveness import frame_around_face
 from .motion import MotionDetector
 from .passcheck import PassChecker
 from .tracking import FaceTrack, FaceTracker
@@ -50,6 +50,11 @@ __all__ = ["GateOutcome", "GatePipeline", "PipelineStats", "VisionSettings"]
 
 Frame = npt.NDArray[np.uint8]  # BGR, as OpenCV delivers it
 What = Literal["entry", "refused", "unknown", "stranger", "crossing", "tailgating"]
+
+#: Frames with the whole face in view (approach included) the liveness checks run on before a grant.
+LIVENESS_CHECKS = 4
+#: After an attack with a resident's face, that face is refused for this long (the attacker's next try).
+SPOOF_LOCKOUT_S = 60.0
 
 #: A pass code seen again within this long (held up, read frame after frame) is the same showing.
 QR_REPEAT_S = 3.0
@@ -172,9 +177,9 @@ class GatePipeline:
         self._session: _Session | None = None
         self._recent_qr: dict[str, float] = {}
         self._door_open = False
-        # what moves (for the liveness check): the counter's mask, or a subtractor of our own without a door line
-        self._fg_model = LineCounter(((0.0, 0.5), (1.0, 0.5)), "right")
-        self._foreground: npt.NDArray[np.uint8] | None = None
+        # the empty scene (for the liveness check): the counter's background model, or one of our own
+        self._fg_model = self.counter or LineCounter(((0.0, 0.5), (1.0, 0.5)), "right")
+        self._spoofed: dict[str, float] = {}  # resident -> when their face was last shown on a photo/screen
         self._recent_strangers: list[tuple[npt.NDArray[np.float32], float, bool, float]] = []
 
     # ------------------------------------------------------------------ grants from outside the camera
@@ -213,9 +218,8 @@ class GatePipeline:
         if self.counter is not None and motion.moving:
             for c in self.counter.update(bgr, t):
                 out.extend(self._on_crossing(bgr, c.t, c.track, c.direction, c.people))
-            self._foreground = self.counter.last_mask
         elif motion.moving and s.check_liveness:
-            self._foreground = self._fg_model.foreground(bgr)
+            self._fg_model.foreground(bgr)  # keeps a background model for the liveness check
 
         rgb: Image | None = None
         rois: list[tuple[int, int, int, int]] = []
@@ -261,13 +265,20 @@ class GatePipeline:
         s = self.settings
         h, w = bgr.shape[:2]
         box = tr.box
-        visible = box.inside(w, h, margin=2) and box.height >= s.min_face_px
+        whole = box.inside(w, h, margin=2)
+        # the liveness checks also run while the face approaches (from about the detector's smallest face):
+        # by the time it is close enough to decide, several frames of evidence are in, at no extra wait
+        if s.check_liveness and tr.decided is None and whole and box.height >= HOG_MIN_FACE_PX:
+            reason = frame_around_face(grey, box, self._fg_model.background())
+            tr.checks += 1
+            if reason is not None:
+                tr.spoof_votes += 1
+                tr.spoof_reason = reason
+        visible = whole and box.height >= s.min_face_px
         if not visible:
             return self._loitering(tr, bgr, t) if tr.decided == "stranger" else []
         if tr.first_visible_t is None:
             tr.first_visible_t = t
-        if s.check_liveness and tr.spoof_reason is None:
-            tr.spoof_reason = frame_around_face(grey, box, self._foreground) or screen_texture(grey, box)
         quality = box.score
         if tr.embedding is None or (
             tr.embeddings < 2 and tr.embed_quality < s.poor_score and quality > tr.embed_quality
@@ -280,16 +291,25 @@ class GatePipeline:
             tr.snapshot = _face_jpeg(bgr, box)
         if tr.decided == "stranger":
             return self._loitering(tr, bgr, t)
-        if tr.hits < s.liveness_frames:
-            return []
+        if tr.hits < s.liveness_frames or (s.check_liveness and tr.checks < LIVENESS_CHECKS):
+            return []  # not enough evidence yet: a grant needs the face whole in view and checked twice
         match = tr.match
         is_resident = match is not None and match.distance <= s.threshold
         if is_resident and tr.embed_quality < s.poor_score and tr.embeddings < 2:
             return []  # a poor first look: wait for a better one before opening the door
-        if is_resident and tr.spoof_reason is not None:
+        # several frames (or one in ten) looking like a photo or a screen refuse: a stranger let in is the
+        # worst failure; and after an attack with someone's face, their face is refused for a while
+        recent_attack = match is not None and t - self._spoofed.get(match.resident, -1e18) < SPOOF_LOCKOUT_S
+        if is_resident and (tr.spoof_votes >= 2 or tr.spoof_votes * 10 >= tr.checks > 0 or recent_attack):
             tr.decided = "refuse"
             self.stats.decisions += 1
             assert match is not None
+            if not recent_attack:
+                self._spoofed[match.resident] = t
+            else:
+                tr.spoof_reason = (
+                    f"this resident's face was shown on a photo or screen {t - self._spoofed[match.resident]:.0f} s ago"
+                )
             return [
                 GateOutcome(
                     t, "refused", tr.id, EntryMethod.FACE, match.resident, match.name, match.distance, False,

@@ -25,7 +25,9 @@ class FaceTrack:
     embeddings: int = 0  # how many times it was embedded (1, or 2 when the first was poor)
     match: Match | None = None
     decided: str | None = None  # "grant" / "refuse" / "stranger-pending"
-    spoof_reason: str | None = None
+    spoof_reason: str | None = None  # the last liveness check that failed, and why
+    spoof_votes: int = 0  # how many checks failed
+    checks: int = 0  # frames the liveness checks ran on (the face whole and big enough)
     stranger_reported: bool = False
     snapshot: bytes | None = None
 

@@ -257,7 +257,7 @@ def test_unknown_device_location(tmp_path: Path) -> None:
 
 
 def test_unknown_gateway_location_and_gate_gateway(tmp_path: Path) -> None:
-    text = sub(SRC, "    location: hp-gate-north\n", "    location: hp-gate-west\n")
+    text = sub(SRC, "    role: gate\n    location: hp-gate-north\n", "    role: gate\n    location: hp-gate-west\n")
     text = sub(text, "gateway: gw-heping-south-gate}", "gateway: gw-nope}")
     p = write(tmp_path, text)
     err = load_error(p)
