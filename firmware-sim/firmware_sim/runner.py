@@ -31,6 +31,7 @@ from sc.contracts.topics import Kind, Topic
 from sc.mqtt import MqttConnection, MqttCredentials
 
 from .models import DEFAULTS, SimSensor
+from .door import DoorControllerSim
 from .ptybus import Fault, PtyBus
 from .scenario import Scenario, ScenarioError, Step
 
@@ -80,6 +81,7 @@ class Simulator:
         self.device_gateway: dict[str, str] = {}
         self.buses: dict[tuple[str, str], PtyBus] = {}
         self.mqtt_faults: dict[str, Fault] = {}
+        self.doors: dict[str, DoorControllerSim] = {}  # gate id -> its simulated door controller
         self.uplinks_sent = 0
         for gw in self.gateways:
             for dev in gw.devices:
@@ -154,9 +156,12 @@ class Simulator:
             for gw in self.gateways:
                 for bus_cfg in gw.buses:
                     on_bus = [d for d in gw.devices if d.bus == bus_cfg.id]
+                    doors = [
+                        g for g in self.loaded.site.gates_of(gw.id) if g.door is not None and g.door.bus == bus_cfg.id
+                    ]
                     bus = PtyBus(link=self.loaded.resolve(bus_cfg.port)).start()
                     self.buses[(gw.id, bus_cfg.id)] = bus
-                    if not on_bus:
+                    if not on_bus and not doors:
                         continue
                     simdevices = [
                         SimDevice(
@@ -171,6 +176,10 @@ class Simulator:
                         )
                         for d in on_bus
                     ]
+                    for gate in doors:  # the gate's door controller shares the bus, as on site
+                        assert gate.door is not None
+                        self.doors[gate.id] = DoorControllerSim.from_config(gate.door)
+                        simdevices.append(self.doors[gate.id].sim_device())
                     server = ModbusSerialServer(
                         simdevices, port=bus.server_port, baudrate=bus_cfg.baudrate, ignore_missing_devices=True
                     )
@@ -181,7 +190,7 @@ class Simulator:
                         gw.id,
                         bus_cfg.id,
                         self.loaded.resolve(bus_cfg.port),
-                        [d.unit for d in on_bus],
+                        [d.unit for d in on_bus] + [g.door.unit for g in doors if g.door is not None],
                     )
                 for dev in gw.devices:
                     if dev.transport is Transport.MQTT:
