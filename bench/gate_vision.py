@@ -515,11 +515,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer scenes, seeds and lightings (about 2 minutes)")
     ap.add_argument("--scenes", default=",".join(THROUGHPUT_SCENES), help="throughput scenes")
     ap.add_argument("--lightings", default="day,dusk", help="throughput lightings")
-    ap.add_argument("--seeds", type=int, default=1, help="throughput seeds 0..N-1 (default 1)")
+    ap.add_argument("--seeds", type=int, default=1, help="throughput seeds 0..N-1 (default 1; 0: no throughput)")
     ap.add_argument("--baseline-stride", type=int, default=8, help="baseline takes every Nth frame (default 8)")
     ap.add_argument("--latency-scenes", default=",".join(LATENCY_SCENES))
     ap.add_argument("--latency-lightings", default=",".join(LIGHTINGS))
-    ap.add_argument("--latency-seeds", type=int, default=3, help="latency seeds 0..N-1 (default 3)")
+    ap.add_argument("--latency-seeds", type=int, default=3, help="latency seeds 0..N-1 (default 3; 0: no latency)")
     ap.add_argument(
         "--min-face-px",
         type=int,
@@ -580,12 +580,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"latency {name}/{lighting}/{seed}: {brief}  [{time.perf_counter() - started:.0f} s]", flush=True)
 
-    tp = report_throughput(runs, args.baseline_stride)
-    lat = report_latency(decisions, stats)
+    tp = report_throughput(runs, args.baseline_stride) if runs else {}
+    lat = report_latency(decisions, stats) if decisions else {}
     elapsed = time.perf_counter() - started
     print_load()
     print(f"\nrun took {elapsed:.0f} s")
-    if not args.no_plot:
+    if not args.no_plot and runs and decisions:
         plot(runs, decisions, args.plot)
         print(f"wrote {args.plot}")
     if args.json is not None:

@@ -30,8 +30,8 @@ from sc.contracts.messages import Uplink, encode
 from sc.contracts.topics import Kind, Topic
 from sc.mqtt import MqttConnection, MqttCredentials
 
-from .models import DEFAULTS, SimSensor
 from .door import DoorControllerSim
+from .models import DEFAULTS, SimSensor
 from .ptybus import Fault, PtyBus
 from .scenario import Scenario, ScenarioError, Step
 

@@ -301,7 +301,7 @@ def test_two_buses_share_an_id(tmp_path: Path) -> None:
         "      - {id: rs485-1, port: ../run/tty/other}\n",
     )
     p = write(tmp_path, text)
-    line = line_of(text, "    buses:", nth=1)
+    line = line_of(text, "    buses:", nth=2)
     assert str(load_error(p)) == f"{p}:{line}: gateways[3].buses: two buses share an id"
 
 
