@@ -89,6 +89,7 @@ class GalleryIndex:
         self.ids = ids
         self.names = names
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self._t = np.ascontiguousarray(self.matrix.T)  # 128 x N: queries as a vector-matrix product
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,22 +103,14 @@ class GalleryIndex:
         n = len(self.ids)
         if n == 0:
             return None
-        scores = self.matrix @ query
-        if n == 1:
-            best = 0
-            second = -1.0
-        else:
-            top2 = np.argpartition(scores, n - 2)[-2:]
-            best, other = (
-                (int(top2[1]), int(top2[0]))
-                if scores[top2[1]] >= scores[top2[0]]
-                else (
-                    int(top2[0]),
-                    int(top2[1]),
-                )
-            )
-            second = float(scores[other])
-        return Match(self.ids[best], self.names[best], _distance(float(scores[best])), _distance(second))
+        scores = query @ self._t  # (128,) @ (128, N): one pass over the matrix, row-major
+        best = int(np.argmax(scores))
+        top = float(scores[best])
+        second = -1.0
+        if n > 1:
+            scores[best] = -np.inf  # the runner-up: a second argmax beats a partial sort
+            second = float(scores[int(np.argmax(scores))])
+        return Match(self.ids[best], self.names[best], _distance(top), _distance(second))
 
     def distances(self, query: Embedding) -> npt.NDArray[np.float32]:
         """Distances from ``query`` to every resident (for reports and threshold tuning)."""

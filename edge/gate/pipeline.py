@@ -56,6 +56,9 @@ LIVENESS_CHECKS = 4
 #: After an attack with a resident's face, that face is refused for this long (the attacker's next try).
 SPOOF_LOCKOUT_S = 60.0
 
+#: A match this far over the threshold is looked at again once the face is bigger.
+AMBIGUOUS_BAND = 0.12
+
 #: A pass code seen again within this long (held up, read frame after frame) is the same showing.
 QR_REPEAT_S = 3.0
 
@@ -274,17 +277,23 @@ class GatePipeline:
             if reason is not None:
                 tr.spoof_votes += 1
                 tr.spoof_reason = reason
-        visible = whole and box.height >= s.min_face_px
+                if "4 sides" in reason:  # a whole rectangle round the face: a live head has none
+                    tr.spoof_strong += 1
+        # the detector's boxes come in steps of about 1.2x: accept a face within one step of min_face_px
+        visible = whole and box.height >= s.min_face_px * 5 / 6
         if not visible:
             return self._loitering(tr, bgr, t) if tr.decided == "stranger" else []
         if tr.first_visible_t is None:
             tr.first_visible_t = t
         quality = box.score
-        if tr.embedding is None or (
-            tr.embeddings < 2 and tr.embed_quality < s.poor_score and quality > tr.embed_quality
+        if (
+            tr.embedding is None
+            or (tr.embeddings < 2 and tr.embed_quality < s.poor_score and quality > tr.embed_quality)
+            or (tr.embeddings < 2 and self._ambiguous(tr) and box.height >= 1.2 * tr.embed_height)
         ):
             tr.embedding = self.engine.embed(rgb, box)
             tr.embed_quality = quality
+            tr.embed_height = box.height
             tr.embeddings += 1
             self.stats.embeddings += 1
             tr.match = self._gallery().search(tr.embedding)
@@ -297,10 +306,12 @@ class GatePipeline:
         is_resident = match is not None and match.distance <= s.threshold
         if is_resident and tr.embed_quality < s.poor_score and tr.embeddings < 2:
             return []  # a poor first look: wait for a better one before opening the door
-        # several frames (or one in ten) looking like a photo or a screen refuse: a stranger let in is the
-        # worst failure; and after an attack with someone's face, their face is refused for a while
+        # a frame with a whole rectangle round the face, or three in ten frames with edges on three sides,
+        # refuse: a stranger let in is the worst failure; after an attack with someone's face, that face is
+        # refused for a while
         recent_attack = match is not None and t - self._spoofed.get(match.resident, -1e18) < SPOOF_LOCKOUT_S
-        if is_resident and (tr.spoof_votes >= 2 or tr.spoof_votes * 10 >= tr.checks > 0 or recent_attack):
+        spoofed = tr.spoof_strong > 0 or tr.spoof_votes * 10 >= 3 * tr.checks > 0
+        if is_resident and (spoofed or recent_attack):
             tr.decided = "refuse"
             self.stats.decisions += 1
             assert match is not None
@@ -328,8 +339,8 @@ class GatePipeline:
                     visible_t=tr.first_visible_t, snapshot=tr.snapshot,
                 )
             ]  # fmt: skip
-        if tr.embed_quality < s.poor_score and tr.embeddings < 2:
-            return []  # perhaps a resident seen badly: look again before calling them a stranger
+        if tr.embeddings < 2 and (tr.embed_quality < s.poor_score or self._ambiguous(tr)) and tr.age < 3.0:
+            return []  # perhaps a resident seen badly or from afar: look again, closer, before calling them a stranger
         tr.decided = "stranger"
         self.stats.decisions += 1
         self._same_stranger(tr)
@@ -338,6 +349,11 @@ class GatePipeline:
             reason="no resident within the threshold", visible_t=tr.first_visible_t,
         )  # fmt: skip
         return [unknown, *self._loitering(tr, bgr, t)]
+
+    def _ambiguous(self, tr: FaceTrack) -> bool:
+        """Just over the threshold: a closer look (a bigger face) may settle it."""
+        m = tr.match
+        return m is not None and self.settings.threshold < m.distance < self.settings.threshold + AMBIGUOUS_BAND
 
     def _loitering(self, tr: FaceTrack, bgr: Frame, t: float) -> list[GateOutcome]:
         s = self.settings

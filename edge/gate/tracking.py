@@ -22,11 +22,13 @@ class FaceTrack:
     first_visible_t: float | None = None  # first frame the face was whole and big enough
     embedding: Embedding | None = None
     embed_quality: float = 0.0
+    embed_height: int = 0  # face height when it was embedded
     embeddings: int = 0  # how many times it was embedded (1, or 2 when the first was poor)
     match: Match | None = None
     decided: str | None = None  # "grant" / "refuse" / "stranger-pending"
     spoof_reason: str | None = None  # the last liveness check that failed, and why
     spoof_votes: int = 0  # how many checks failed
+    spoof_strong: int = 0  # ... of them with a whole rectangle round the face
     checks: int = 0  # frames the liveness checks ran on (the face whole and big enough)
     stranger_reported: bool = False
     snapshot: bytes | None = None
