@@ -141,11 +141,12 @@ class SyntheticSource:
         freeze_after: int | None = None,
         qr_token: str | None = None,
         speed: float = 1.0,
+        seed: int = 0,
     ) -> None:
         from firmware_sim.gatescene import build_scene
 
         self.name = f"synthetic:{scene}"
-        self._scene = build_scene(scene, lighting=lighting, qr_token=qr_token)
+        self._scene = build_scene(scene, lighting=lighting, qr_token=qr_token, seed=seed)
         self._loop = loop
         self._pace = pace
         self._speed = speed
@@ -192,8 +193,8 @@ class SyntheticSource:
 def open_source(cfg: CameraConfig, base_dir: Path | None = None) -> FrameSource:
     """The source a camera config names.
 
-    ``synthetic:<scene>?lighting=dusk&speed=2&loop=0&token_file=pass.txt`` plays a
-    firmware-sim scene (options: lighting, playback speed, play once, the visitor
+    ``synthetic:<scene>?lighting=dusk&speed=2&loop=0&seed=1&token_file=pass.txt`` plays a
+    firmware-sim scene (options: lighting, playback speed, play once, the scene's seed, the visitor
     pass the scene's visitor holds up, read from a file relative to the config).
     """
     if cfg.source.startswith("synthetic:"):
@@ -206,6 +207,7 @@ def open_source(cfg: CameraConfig, base_dir: Path | None = None) -> FrameSource:
         return SyntheticSource(
             scene,
             lighting=opts.get("lighting", "day"),
+            seed=int(opts.get("seed", "0")),
             loop=opts.get("loop", "1") != "0",
             speed=float(opts.get("speed", "1")),
             qr_token=token,

@@ -266,7 +266,13 @@ def test_a_photo_with_a_white_border_held_up_to_the_camera_is_caught(seed: int) 
     grey, face = grey_and_face(held_up_photo(seed, border=24))
     reason = frame_around_face(grey, face)
     assert reason is not None
-    assert reason.startswith("straight edges around the face on 4 sides (bottom, left, right, top)"), reason
+    # the paper's edges above and on both sides at least (its bottom edge may be lost in the hand's shadow)
+    assert reason.startswith(
+        (
+            "straight edges around the face on 4 sides (bottom, left, right, top)",
+            "straight edges around the face on 3 sides (left, right, top)",
+        )
+    ), reason
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
