@@ -36,6 +36,7 @@ from sc.contracts.messages import (
 from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
 from sc.health import HealthServer
 from sc.mqtt import AuthRefused, MqttConnection, MqttCredentials
+from sc.passes import load_public_key
 from sc.secrets import SecretError
 from sc.secrets import read_password as _read_password
 
@@ -223,11 +224,14 @@ class EdgeApp:
                     "gallery": configured.gallery and self.loaded.resolve(configured.gallery),
                 }
             )
-            if gate.pass_public_key is not None and not gate.pass_public_key.exists():
-                raise StartupError(
-                    f"gate {gate.id}: pass_public_key {gate.pass_public_key} does not exist "
-                    "(copy the cloud's public pass key there, or remove the setting to refuse all passes)"
-                )
+            if gate.pass_public_key is not None:
+                try:
+                    load_public_key(gate.pass_public_key)
+                except (OSError, ValueError) as exc:
+                    raise StartupError(
+                        f"gate {gate.id}: pass_public_key {gate.pass_public_key} is not usable ({exc}); copy the "
+                        "cloud's public pass key (.pub.pem) there, or remove the setting to refuse all passes"
+                    ) from exc
             gates[gate.id] = GateService(
                 gate=gate,
                 site=self.site.site.id,

@@ -28,6 +28,7 @@ from sc.logs import setup_logging
 
 if TYPE_CHECKING:
     from cloud.settings import CloudSettings
+    from sc.config.schema import Gate
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Smart-community edge gateway and cloud tools.")
 edge_app = typer.Typer(no_args_is_help=True, help="The edge gateway daemon (one per gate, garage or sensor hub).")
@@ -347,7 +348,7 @@ def demo(
 GalleryOpt = Annotated[Path | None, typer.Option(help="gallery file (default: the gate's, from --config/--gate)")]
 
 
-def _gate_and_gallery(config: Path | None, gate: str | None, gallery: Path | None) -> tuple[object | None, Path]:
+def _gate_and_gallery(config: Path | None, gate: str | None, gallery: Path | None) -> tuple[Gate | None, Path]:
     """The gate's config (if named) and the gallery file to use."""
     gate_cfg = None
     if config is not None or gate is not None:
@@ -425,7 +426,6 @@ def gate_replay(
     from edge.gate.passcheck import PassChecker
     from edge.gate.pipeline import GatePipeline, VisionSettings
     from edge.gate.tools import dumps, replay_video, video_frames
-    from sc.config.schema import Gate
 
     gate_cfg, path = _gate_and_gallery(config, gate, gallery)
     overrides: dict[str, object] = {}
@@ -440,7 +440,7 @@ def gate_replay(
         overrides["door_line"] = ((x1, y1), (x2, y2))
         overrides["door_inside"] = inside
     settings = (
-        VisionSettings.from_gate(gate_cfg, **overrides) if isinstance(gate_cfg, Gate) else VisionSettings(**overrides)  # type: ignore[arg-type]
+        VisionSettings.from_gate(gate_cfg, **overrides) if gate_cfg is not None else VisionSettings(**overrides)  # type: ignore[arg-type]
     )
     if not video.is_file():
         typer.echo(f"{video}: no such file", err=True)
@@ -452,7 +452,7 @@ def gate_replay(
         from sc.passes import load_public_key
 
         ledger = PassLedger(Path(tempfile.mkdtemp()) / "replay-passes.db")  # replays must not use up real passes
-        gate_id = gate_cfg.id if isinstance(gate_cfg, Gate) else (gate or "gate")
+        gate_id = gate_cfg.id if gate_cfg is not None else (gate or "gate")
         checker = PassChecker(public_key=load_public_key(pass_key), site=site, gate=gate_id, ledger=ledger)
     pipeline = GatePipeline(settings=settings, engine=FaceEngine(), gallery=lambda: index, passes=checker)
     import time as _time

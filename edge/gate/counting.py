@@ -76,7 +76,6 @@ class LineCounter:
         self._blobs: dict[int, _Blob] = {}
         self._next = 1
         self.size: tuple[int, int] | None = None
-        self.last_mask: npt.NDArray[np.uint8] | None = None  # the last foreground mask (small frame)
 
     def _side(self, p: tuple[float, float]) -> float:
         assert self.size is not None
@@ -120,7 +119,6 @@ class LineCounter:
 
     def update(self, bgr: npt.NDArray[np.uint8], t: float) -> list[Crossing]:
         mask = self.foreground(bgr)
-        self.last_mask = mask
         assert self.size is not None
         w, h = self.size
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)

@@ -305,7 +305,14 @@ class Camera:
         first_pause = min(0.5, self.reconnect_max_s)
         backoff = first_pause
         while not self._stop.is_set():
-            source = self._factory()
+            try:
+                source = self._factory()
+            except Exception as exc:  # a source that cannot even be built (unknown scene, bad URL)
+                self._set_state(False, f"cannot open {self.name}'s camera source: {exc}")
+                self._stop.wait(backoff)
+                backoff = min(self.reconnect_max_s, backoff * 2)
+                self.counters.reconnects += 1
+                continue
             try:
                 source.open()
             except Exception as exc:

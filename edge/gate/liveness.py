@@ -11,8 +11,6 @@ cannot (docs/gates.md has the full discussion):
 - **Multi-frame evidence**: a grant needs the face tracked over several
   frames (``liveness_frames``) with the same identity, so a photo flashed for
   one frame cannot open the door.
-- **Screen texture** (:func:`screen_texture`): phone screens show moire and
-  scan-line patterns, a regular high-frequency peak in the spectrum of the face.
 
 Not covered: a borderless print cut to the face's outline, a large screen
 whose edges are out of view, masks, and a replayed video filling the frame.
@@ -27,7 +25,7 @@ import numpy.typing as npt
 
 from .faces import FaceBox
 
-__all__ = ["frame_around_face", "screen_texture"]
+__all__ = ["frame_around_face"]
 
 
 def frame_around_face(
@@ -106,23 +104,3 @@ def _along(img: npt.NDArray[np.float32], x_a: int, y_a: int, x_b: int, y_b: int)
     xs = np.clip(np.linspace(x_a, x_b, n).round().astype(int), 0, img.shape[1] - 1)
     ys = np.clip(np.linspace(y_a, y_b, n).round().astype(int), 0, img.shape[0] - 1)
     return float(img[ys, xs].mean())
-
-
-def screen_texture(grey: npt.NDArray[np.uint8], box: FaceBox, *, ratio: float = 8.0) -> str | None:
-    """A reason if the face shows a strong periodic high-frequency pattern (moire, scan lines), else None."""
-    face = grey[box.top : box.bottom, box.left : box.right]
-    if face.shape[0] < 48 or face.shape[1] < 48:
-        return None
-    f32 = np.asarray(cv2.resize(face, (128, 128), interpolation=cv2.INTER_AREA), dtype=np.float32)
-    face_hf = f32 - np.asarray(cv2.GaussianBlur(f32, (0, 0), 3), dtype=np.float32)  # keep only fine detail
-    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(face_hf)))
-    c = 64
-    yy, xx = np.ogrid[:128, :128]
-    r = np.hypot(yy - c, xx - c)
-    band = spectrum[(r > 24) & (r < 60)]
-    if band.size == 0:
-        return None
-    peak, median = float(band.max()), float(np.median(band))
-    if median > 0 and peak / median > ratio * 4:
-        return f"a regular fine pattern on the face (peak {peak / median:.0f}x the median): a screen"
-    return None

@@ -179,7 +179,6 @@ class GatePipeline:
         self._scale = min(1.0, (HOG_MIN_FACE_PX + 10) / settings.min_face_px)
         self._session: _Session | None = None
         self._recent_qr: dict[str, float] = {}
-        self._door_open = False
         # the empty scene (for the liveness check): the counter's background model, or one of our own
         self._fg_model = self.counter or LineCounter(((0.0, 0.5), (1.0, 0.5)), "right")
         self._spoofed: dict[str, float] = {}  # resident -> when their face was last shown on a photo/screen
@@ -193,7 +192,6 @@ class GatePipeline:
 
     def door(self, t: float, *, open: bool) -> None:
         """The door contact changed (from the door controller): a closed door ends the grant window."""
-        self._door_open = open
         if not open and self._session is not None:
             self._session.until = min(self._session.until, t + 2.0)
 

@@ -70,6 +70,7 @@ class GateService:
         self.stats: dict[str, Any] = {}
         self.camera_online: bool | None = None
         self.dead = False
+        self.vision_pid: int | None = None  # the running vision process (health, tests)
         self._ctx = mp.get_context("spawn")
         self._in_q: mp.Queue[Any] = self._ctx.Queue(maxsize=100)
         self._out_q: mp.Queue[Any] = self._ctx.Queue(maxsize=1000)
@@ -135,6 +136,7 @@ class GateService:
                 daemon=True,
             )
             proc.start()
+            self.vision_pid = proc.pid
             log.info("gate=%s vision process pid=%s started", self.gate.id, proc.pid)
             try:
                 while not stop.is_set() and proc.is_alive():

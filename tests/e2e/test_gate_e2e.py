@@ -9,6 +9,8 @@ Mosquitto where a collector (the cloud's account) reads them.
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.app import StartupError
 from edge.gate.faces import FaceEngine
 from edge.gate.gallery import Gallery, encode_embedding
 from edge.gate.tools import enrolment_embedding
@@ -261,3 +264,26 @@ def test_gallery_commands_and_remote_open(tmp_path: Path, door: DoorControllerSi
         finally:
             cloud.loop_stop()
             cloud.disconnect()
+
+
+def test_a_bad_pass_key_stops_the_gateway_at_start_with_a_clear_message(tmp_path: Path) -> None:
+    site = gate_site(tmp_path, "synthetic:empty", door_port=None, pass_key=True)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "pass.pub").write_text("not a PEM key\n")
+    edge = EdgeThread(site.loaded, "gw-b").start()
+    with pytest.raises(StartupError, match=r"gate north: pass_public_key .*pass.pub is not usable"):
+        edge.wait_ready()
+    edge.join(10)
+
+
+def test_a_killed_vision_process_is_restarted_and_the_camera_comes_back(tmp_path: Path) -> None:
+    site = gate_site(tmp_path, "synthetic:empty", door_port=None)
+    with run_edge(site) as (edge, col):
+        gate = edge.app.gates["north"]
+        assert wait_until(lambda: bool(gate_events(col, EventKind.CAMERA_ONLINE)), 30)
+        first = gate.vision_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        assert wait_until(lambda: gate.counters["restarts"] == 1 and gate.vision_pid not in (None, first), 30)
+        assert wait_until(lambda: len(gate_events(col, EventKind.CAMERA_ONLINE)) == 2, 30)
+        assert not gate.dead and edge.app.health()["healthy"]

@@ -245,6 +245,34 @@ def test_a_source_that_cannot_be_opened_is_reported_offline_once_then_online(fai
     assert factory.made == failures + 1
 
 
+def test_a_source_that_cannot_even_be_built_is_reported_offline_and_retried() -> None:
+    """An unknown synthetic scene or a bad URL raises in the factory: the camera thread must not die silently."""
+    states = States()
+    calls = itertools.count()
+
+    def factory() -> FrameSource:
+        if next(calls) < 2:
+            raise ValueError("unknown scene 'nope'")
+        return ScriptedSource("usb-cam", numbered)
+
+    camera = Camera(factory, stale_after_s=5.0, reconnect_max_s=0.2, on_state=states, name="north")
+    camera.start()
+    try:
+        assert wait_until(lambda: camera.online, 5), states.calls
+    finally:
+        camera.stop()
+    assert states.flags == [False, True]
+    assert states.reason(0) == "cannot open north's camera source: unknown scene 'nope'"
+    assert camera.counters.reconnects == 2
+
+
+def test_the_synthetic_source_refuses_an_unknown_scene_by_name() -> None:
+    from edge.gate.frames import open_source
+
+    with pytest.raises(ValueError, match="unknown scene 'nope'"):
+        open_source(CameraConfig(source="synthetic:nope"))
+
+
 def test_a_read_that_hangs_is_reported_offline_by_the_watchdog_while_it_is_stuck() -> None:
     release = threading.Event()
     in_read = threading.Event()
