@@ -113,5 +113,21 @@ class ModbusBus:
         if rr.address != address or echoed is not value:
             raise DeviceReadError(f"{what}the reply confirms coil {rr.address}={echoed}")
 
+    async def write_registers(self, unit: int, address: int, values: list[int]) -> None:
+        """Write holding registers from ``address`` (function 16); the reply must confirm address and count."""
+        what = f"unit {unit} write registers {address}+{len(values)}: "
+        rr = await self._request(what, lambda: self._client.write_registers(address, values, device_id=unit))
+        if rr.address != address or rr.count != len(values):
+            raise DeviceReadError(f"{what}the reply confirms registers {rr.address}+{rr.count}")
+
+    async def read_input_registers(self, unit: int, address: int, count: int) -> list[int]:
+        """Read ``count`` input registers from ``address`` (function 4)."""
+        what = f"unit {unit} read input registers {address}+{count}: "
+        rr = await self._request(what, lambda: self._client.read_input_registers(address, count=count, device_id=unit))
+        regs = list(rr.registers)
+        if len(regs) != count:
+            raise DeviceReadError(f"{what}expected {count} registers, got {len(regs)}")
+        return regs
+
     def close(self) -> None:
         self._client.close()

@@ -34,6 +34,8 @@ EVENT_CATEGORY: dict[EventKind, tuple[str, str]] = {
     EventKind.STRANGER_AT_GATE: ("security", "stranger_at_gate"),
     EventKind.CAMERA_OFFLINE: ("device", "camera_offline"),
     EventKind.CAMERA_ONLINE: ("device", "camera_offline"),  # the clear of camera_offline
+    EventKind.LIGHTING_FAULT: ("device", "lighting_fault"),
+    EventKind.LIGHTING_RESTORED: ("device", "lighting_fault"),  # the clear of lighting_fault
 }
 
 

@@ -32,16 +32,24 @@ __all__ = [
     "DoorConfig",
     "DoorLine",
     "Garage",
+    "GarageLevels",
+    "GarageLight",
     "Gate",
     "GatewayConfig",
     "GatewayRole",
+    "Lane",
+    "LaneKind",
+    "LightController",
     "MicroGrid",
     "MqttAccount",
     "OutboxConfig",
     "Place",
     "PlaceType",
+    "PresenceSensor",
     "Routing",
     "RoutingRule",
+    "SensorKind",
+    "SensorModule",
     "SerialBusConfig",
     "SiteConfig",
     "SiteInfo",
@@ -357,11 +365,136 @@ class Gate(_Config):
     )
 
 
+class LaneKind(StrEnum):
+    DRIVE = "drive"  # a driving lane
+    RAMP = "ramp"  # the way in and out
+    AISLE = "aisle"  # a lane lined with parking spaces
+    WALKWAY = "walkway"  # people only (to the lift lobby)
+
+
+Point = tuple[float, float]
+
+
+class Lane(_Config):
+    """A lane drawn on the garage plan as a polyline, in metres. Lanes meet where one's end lies on another."""
+
+    id: Id
+    kind: LaneKind = LaneKind.DRIVE
+    points: list[Point] = Field(min_length=2, title="Polyline (x, y) in metres")
+
+
+class LightController(_Config):
+    """A lighting controller on RS-485 (Modbus RTU) driving DALI groups: one holding register per group."""
+
+    id: Id
+    bus: Id = Field(title="Serial bus")
+    unit: int = Field(ge=1, le=247, title="Modbus slave address")
+    groups: int = Field(default=16, ge=1, le=16, title="DALI groups it drives")
+    dali_frame_ms: float = Field(
+        default=25.0, gt=0, le=500, title="DALI frame time", description="one group command on the lighting bus"
+    )
+    failsafe_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        title="Failsafe after",
+        description="the controller sets every group to full when no command came for this long",
+    )
+
+
+class GarageLight(_Config):
+    id: Id
+    at: Point = Field(title="Position (x, y) in metres, above a lane")
+    controller: Id
+    group: int = Field(ge=0, le=15, title="DALI group on its controller")
+
+
+class SensorModule(_Config):
+    """A digital-input module on RS-485 (Modbus RTU) the presence sensors are wired to."""
+
+    id: Id
+    bus: Id
+    unit: int = Field(ge=1, le=247)
+    inputs: int = Field(default=16, ge=1, le=64, title="Discrete inputs it has")
+    offline_after: int = Field(default=3, ge=1, le=100, title="Failed polls in a row before device_offline")
+
+
+class SensorKind(StrEnum):
+    MICROWAVE = "microwave"  # radar: anything moving within range_m
+    BEAM = "beam"  # infrared beam across the lane: something at the beam
+
+
+class PresenceSensor(_Config):
+    id: Id
+    kind: SensorKind = SensorKind.MICROWAVE
+    at: Point = Field(title="Position (x, y) in metres, on or beside a lane")
+    range_m: float = Field(default=6.0, gt=0, le=30, title="Coverage along the lanes either side")
+    module: Id = Field(title="Input module it is wired to")
+    input: int = Field(ge=0, le=63, title="Discrete input on the module")
+    stuck_after_s: float = Field(
+        default=300.0, gt=0, title="Stuck on after", description="on this long without a break: lighting_fault"
+    )
+
+
+class GarageLevels(_Config):
+    standby_pct: int = Field(default=20, ge=0, le=100, title="Standby level", description="where nobody is")
+    full_pct: int = Field(default=100, ge=1, le=100, title="Full level", description="around cars and people")
+
+    @model_validator(mode="after")
+    def _order(self) -> GarageLevels:
+        if self.standby_pct >= self.full_pct:
+            raise ValueError("standby_pct must be below full_pct")
+        return self
+
+
 class Garage(_Config):
+    """An underground garage whose lights follow cars and people (docs/garage.md)."""
+
     id: Id
     name: str
     location: Id
     gateway: Id
+    lanes: list[Lane] = Field(default_factory=list, title="Lanes (none: the garage has no light control)")
+    entrances: list[Point] = Field(default_factory=list, title="Where cars come in (x, y)")
+    lobbies: list[Point] = Field(default_factory=list, title="Lift lobbies (x, y)")
+    controllers: list[LightController] = Field(default_factory=list)
+    lights: list[GarageLight] = Field(default_factory=list)
+    sensor_modules: list[SensorModule] = Field(default_factory=list)
+    sensors: list[PresenceSensor] = Field(default_factory=list)
+    levels: GarageLevels = Field(default_factory=GarageLevels)
+    light_reach_m: float = Field(
+        default=5.0,
+        gt=0,
+        le=30,
+        title="Light reach",
+        description="a light at full lights the lane this far either side",
+    )
+    ahead_m: float = Field(default=15.0, ge=5, le=100, title="Lit ahead of a car (at least)")
+    ahead_s: float = Field(default=3.0, ge=0, le=30, title="Lit ahead of a car (seconds of travel, if further)")
+    behind_m: float = Field(default=3.0, ge=0, le=50, title="Kept lit behind a car")
+    pedestrian_m: float = Field(default=8.0, ge=2, le=50, title="Lit around a person on foot")
+    hold_s: float = Field(
+        default=6.0, ge=0, le=600, title="Dim behind after", description="a light stays full this long"
+    )
+    lost_after_s: float = Field(
+        default=6.0, gt=0, le=120, title="Track lost after", description="no sensor has seen it this long"
+    )
+    lost_hold_s: float = Field(
+        default=60.0, ge=0, le=3600, title="Lost track hold", description="its zone stays full this long (parked car)"
+    )
+    poll_interval_s: float = Field(default=0.05, gt=0, le=5, title="Sensor poll interval")
+    refresh_s: float = Field(
+        default=3.0, gt=0, le=300, title="Rewrite all levels every", description="keeps controllers' failsafe quiet"
+    )
+    fire_devices: list[Id] | None = Field(
+        default=None,
+        title="Fire alarm from",
+        description="smoke devices whose alarm sets the whole garage full (default: this gateway's smoke "
+        "devices located at the garage)",
+    )
+
+    def device_ids(self) -> list[str]:
+        return [*(c.id for c in self.controllers), *(m.id for m in self.sensor_modules), *(s.id for s in self.sensors)]
 
 
 class DepartmentKind(StrEnum):
@@ -577,7 +710,109 @@ class SiteConfig(_Config):
                     errors.append(
                         (("gates", i, "door", "unit"), f"bus {gate.door.bus!r} unit {gate.door.unit} is a sensor")
                     )
+        for i, garage in enumerate(self.garages):
+            errors += self._garage_errors(i, garage, gateway_ids, device_ids)
         return errors
+
+    def _garage_errors(
+        self, i: int, garage: Garage, gateway_ids: set[str], device_ids: dict[str, KeyPath]
+    ) -> list[tuple[KeyPath, str]]:
+        from sc.lanes import LaneGraph, LaneGraphError  # geometry; kept out of the import of the schema
+
+        gp: KeyPath = ("garages", i)
+        errors: list[tuple[KeyPath, str]] = []
+        if any(g.id == garage.id for g in self.garages[:i]):
+            errors.append(((*gp, "id"), f"garage id {garage.id!r} is used twice"))
+        gw = self.gateway(garage.gateway) if garage.gateway in gateway_ids else None
+        buses = {b.id for b in gw.buses} if gw else set()
+        used: dict[tuple[str, int], str] = {}
+        if gw is not None:
+            used.update({(d.bus, d.unit): d.id for d in gw.devices if d.bus is not None and d.unit is not None})
+            used.update({(g.door.bus, g.door.unit): f"{g.id} door" for g in self.gates_of(gw.id) if g.door})
+            for other in self.garages[:i]:
+                if other.gateway == gw.id:
+                    used.update({(c.bus, c.unit): c.id for c in other.controllers})
+                    used.update({(m.bus, m.unit): m.id for m in other.sensor_modules})
+        ids: dict[str, KeyPath] = {}
+        for section in ("controllers", "sensor_modules", "sensors", "lights"):
+            for j, item in enumerate(getattr(garage, section)):
+                p: KeyPath = (*gp, section, j)
+                if item.id in ids or item.id in device_ids:
+                    errors.append(((*p, "id"), f"id {item.id!r} is used twice"))
+                ids[item.id] = p
+                if section in ("controllers", "sensor_modules") and gw is not None:
+                    if item.bus not in buses:
+                        errors.append(((*p, "bus"), f"gateway {gw.id!r} has no bus {item.bus!r}"))
+                    elif (item.bus, item.unit) in used:
+                        errors.append(
+                            (
+                                (*p, "unit"),
+                                f"bus {item.bus!r} unit {item.unit} is already {used[(item.bus, item.unit)]!r}",
+                            )
+                        )
+                    used[(item.bus, item.unit)] = item.id
+        controllers = {c.id: c for c in garage.controllers}
+        for j, light in enumerate(garage.lights):
+            c = controllers.get(light.controller)
+            if c is None:
+                errors.append(((*gp, "lights", j, "controller"), f"unknown controller {light.controller!r}"))
+            elif light.group >= c.groups:
+                errors.append(((*gp, "lights", j, "group"), f"controller {c.id!r} has groups 0-{c.groups - 1}"))
+        modules = {m.id: m for m in garage.sensor_modules}
+        wired: dict[tuple[str, int], str] = {}
+        for j, sensor in enumerate(garage.sensors):
+            m = modules.get(sensor.module)
+            if m is None:
+                errors.append(((*gp, "sensors", j, "module"), f"unknown sensor module {sensor.module!r}"))
+                continue
+            if sensor.input >= m.inputs:
+                errors.append(((*gp, "sensors", j, "input"), f"module {m.id!r} has inputs 0-{m.inputs - 1}"))
+            elif (m.id, sensor.input) in wired:
+                errors.append(
+                    (
+                        (*gp, "sensors", j, "input"),
+                        f"input {sensor.input} of {m.id!r} is {wired[(m.id, sensor.input)]!r}",
+                    )
+                )
+            wired[(m.id, sensor.input)] = sensor.id
+        if garage.fire_devices is not None and gw is not None:
+            smoke = {d.id for g in self.gateways for d in g.devices if d.type is DeviceType.SMOKE}
+            for j, dev in enumerate(garage.fire_devices):
+                if dev not in smoke:
+                    errors.append(((*gp, "fire_devices", j), f"{dev!r} is not a smoke device of the site"))
+        if not garage.lanes:
+            if garage.lights or garage.sensors:
+                errors.append(((*gp, "lanes"), "lights and sensors need lanes to be placed on"))
+            return errors
+        if not garage.lights or not garage.sensors:
+            errors.append((gp, "a garage with lanes needs lights and sensors"))
+            return errors
+        try:
+            graph = LaneGraph({lane.id: lane.points for lane in garage.lanes})
+        except LaneGraphError as exc:
+            errors.append(((*gp, "lanes"), str(exc)))
+            return errors
+        near = max(3.0, garage.light_reach_m)
+        placed: list[tuple[str, int, str, Point]] = [("lights", j, x.id, x.at) for j, x in enumerate(garage.lights)]
+        placed += [("sensors", j, x.id, x.at) for j, x in enumerate(garage.sensors)]
+        for section, j, item_id, at in placed:
+            _, d = graph.project(at)
+            if d > near:
+                errors.append(((*gp, section, j, "at"), f"{item_id} is {d:.1f} m from the nearest lane"))
+        for section, points in (("entrances", garage.entrances), ("lobbies", garage.lobbies)):
+            for j, pt in enumerate(points):
+                _, d = graph.project(pt)
+                if d > near:
+                    errors.append(((*gp, section, j), f"{pt} is {d:.1f} m from the nearest lane"))
+        lit = [sp for light in garage.lights for sp in graph.around(graph.project(light.at)[0], garage.light_reach_m)]
+        for gap in graph.gaps(lit)[:3]:
+            errors.append(
+                ((*gp, "lights"), f"{graph.describe(gap)} is out of every light's reach ({garage.light_reach_m:g} m)")
+            )
+        return errors
+
+    def garages_of(self, gateway_id: str) -> list[Garage]:
+        return [g for g in self.garages if g.gateway == gateway_id]
 
     def gates_of(self, gateway_id: str) -> list[Gate]:
         return [g for g in self.gates if g.gateway == gateway_id]

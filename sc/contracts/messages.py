@@ -154,6 +154,9 @@ class EventKind(StrEnum):
     DOOR_FORCED = "door_forced"  # the door opened without a grant
     CAMERA_OFFLINE = "camera_offline"
     CAMERA_ONLINE = "camera_online"
+    # garages (see docs/garage.md); the device is a light controller or a presence sensor
+    LIGHTING_FAULT = "lighting_fault"  # a sensor stuck on, a controller reporting a fault: its zone is kept full
+    LIGHTING_RESTORED = "lighting_restored"  # the clear of lighting_fault
 
 
 #: The severity an event kind has unless the site config says otherwise.
@@ -177,6 +180,8 @@ DEFAULT_SEVERITY: dict[EventKind, Severity] = {
     EventKind.DOOR_FORCED: Severity.MAJOR,
     EventKind.CAMERA_OFFLINE: Severity.MAJOR,
     EventKind.CAMERA_ONLINE: Severity.INFO,
+    EventKind.LIGHTING_FAULT: Severity.MAJOR,
+    EventKind.LIGHTING_RESTORED: Severity.INFO,
 }
 
 #: Records, not alarms: stored and shown, never turned into a work order.
@@ -187,6 +192,7 @@ CLEARED_BY: dict[EventKind, EventKind] = {
     EventKind.DEVICE_ONLINE: EventKind.DEVICE_OFFLINE,
     EventKind.CAMERA_ONLINE: EventKind.CAMERA_OFFLINE,
     EventKind.DOOR_CLOSED: EventKind.DOOR_HELD_OPEN,
+    EventKind.LIGHTING_RESTORED: EventKind.LIGHTING_FAULT,
 }
 
 
@@ -304,6 +310,8 @@ class CommandName(StrEnum):
     GALLERY_DIGEST = "gallery_digest"  # answer with {resident: version} of the gate's gallery
     DOOR_OPEN = "door_open"  # args: gate, by; a remote open grants one passage
     PASS_REVOKE = "pass_revoke"  # args: pass (the pass id)
+    # garages
+    LIGHTS_OVERRIDE = "lights_override"  # args: level (full|standby|off|auto), lights (comma-separated ids), for_s
 
 
 class Command(_Model):

@@ -306,6 +306,7 @@ def test_every_event_kind_has_a_default_severity() -> None:
         EventKind.DEVICE_ONLINE: EventKind.DEVICE_OFFLINE,
         EventKind.CAMERA_ONLINE: EventKind.CAMERA_OFFLINE,
         EventKind.DOOR_CLOSED: EventKind.DOOR_HELD_OPEN,
+        EventKind.LIGHTING_RESTORED: EventKind.LIGHTING_FAULT,
     }
 
 
