@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,12 @@ from sc.secrets import SecretError
 from sc.secrets import read_password as _read_password
 
 from .forwarder import Forwarder
+from .garage.service import GarageService
 from .gate.gallery import GalleryError
 from .gate.service import GateService
 from .outbox import Outbox
 from .sensors.service import Counters, EventSink, SensorService
+from .supervise import supervise
 
 __all__ = ["EdgeApp", "Pipeline", "StartupError", "build_pipeline", "read_password"]
 
@@ -123,6 +126,7 @@ class EdgeApp:
         self.stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.gates: dict[str, GateService] = {}
+        self.garages: dict[str, GarageService] = {}
 
     # ---------------------------------------------------------------- topics
 
@@ -166,6 +170,7 @@ class EdgeApp:
             gateway=self.gw, sink=self.sink, resolve=lambda p: self.loaded.resolve(p), counters=self.counters
         )
         self.gates = self._build_gates()
+        self.garages = self._build_garages()
         health: HealthServer | None = None
         self.conn.start()
         try:
@@ -185,6 +190,18 @@ class EdgeApp:
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         commands = asyncio.create_task(self._command_worker(), name="commands")
         gate_tasks = [asyncio.create_task(g.run(self.stop_event), name=f"gate-{gid}") for gid, g in self.gates.items()]
+        gate_tasks += [
+            asyncio.create_task(
+                supervise(
+                    f"garage-{gid}",
+                    partial(g.run, self.stop_event),
+                    self.stop_event,
+                    on_give_up=lambda _name, g=g: setattr(g, "dead", True),  # type: ignore[misc]
+                ),
+                name=f"garage-{gid}",
+            )
+            for gid, g in self.garages.items()
+        ]
         if self.health_port is not None:
             health = HealthServer(self.health_port, self.health)
             self.health_port = health.port
@@ -244,6 +261,24 @@ class EdgeApp:
                 "gate=%s on gateway=%s camera=%s", gate.id, self.gw.id, gate.camera.source if gate.camera else "none"
             )
         return gates
+
+    def _build_garages(self) -> dict[str, GarageService]:
+        """A garage service for each garage with lanes this gateway runs (see docs/garage.md)."""
+        garages: dict[str, GarageService] = {}
+        for garage in self.site.garages_of(self.gw.id):
+            if not garage.lanes:
+                log.info("garage=%s has no lanes configured: no light control", garage.id)
+                continue
+            svc = GarageService(
+                garage=garage,
+                gateway=self.gw,
+                emit=self.sink.event,
+                set_status=self.sink.device_status,
+                bus_for=self.sensors.buses.get,
+            )
+            self.sink.observers.append(svc.on_event)
+            garages[garage.id] = svc
+        return garages
 
     async def _heartbeat(self) -> None:
         while True:
@@ -331,6 +366,14 @@ class EdgeApp:
             if reading is None:
                 raise CommandFailed(f"{device} did not give a usable reading")
             return {"reading": reading.model_dump()}
+        if cmd.name is CommandName.LIGHTS_OVERRIDE:
+            garage = self.garages.get(device)
+            if garage is None:
+                raise CommandFailed(f"gateway {self.gw.id} has no garage {device!r} with light control")
+            try:
+                return garage.override(cmd.args)
+            except ValueError as exc:
+                raise CommandFailed(str(exc)) from exc
         gate = self.gates.get(device)
         if cmd.name in _GATE_COMMANDS and gate is None:
             raise CommandFailed(f"gateway {self.gw.id} has no gate {device!r}")
@@ -366,7 +409,8 @@ class EdgeApp:
             "healthy": connected
             and not self.outbox.near_full
             and not self.sensors.dead_workers
-            and not any(g.dead for g in self.gates.values()),
+            and not any(g.dead for g in self.gates.values())
+            and not any(g.dead for g in self.garages.values()),
             "dead_workers": list(self.sensors.dead_workers),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "mqtt": {"connected": connected, "connects": self.conn.connects, "disconnects": self.conn.disconnects},
@@ -385,6 +429,7 @@ class EdgeApp:
             "counters": vars(self.counters).copy(),
             "devices": self.sensors.health(),
             "gates": {gid: g.health() for gid, g in self.gates.items()},
+            "garages": {gid: g.health() for gid, g in self.garages.items()},
         }
 
 

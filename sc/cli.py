@@ -178,9 +178,12 @@ def sim_run(
     ] = None,
     scenario: Annotated[Path | None, typer.Option(help="scenario YAML (see configs/scenarios/)")] = None,
     speed: Annotated[float, typer.Option(help="scenario time runs this many times faster")] = 1.0,
+    garage_traffic: Annotated[
+        int, typer.Option(help="seed of the endless random traffic in simulated garages; -1: no traffic")
+    ] = 0,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Run simulated devices: Modbus sensors on pseudo-terminals, MQTT-native sensors."""
+    """Run simulated devices: Modbus sensors on pseudo-terminals, MQTT-native sensors, garages with traffic."""
     setup_logging(log_level)
     from firmware_sim.runner import Simulator
     from firmware_sim.scenario import ScenarioError, load_scenario
@@ -188,7 +191,13 @@ def sim_run(
     loaded = _load(config)
     try:
         sc_ = load_scenario(scenario) if scenario else None
-        sim = Simulator(loaded, gateways=gateway, scenario=sc_, speed=speed)
+        sim = Simulator(
+            loaded,
+            gateways=gateway,
+            scenario=sc_,
+            speed=speed,
+            garage_traffic=None if garage_traffic < 0 else garage_traffic,
+        )
     except ScenarioError as exc:
         typer.echo(f"scenario error: {exc}", err=True)
         raise typer.Exit(2) from exc

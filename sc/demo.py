@@ -86,7 +86,7 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     cloud.start()
     print(f"demo: API at http://127.0.0.1:{cloud.api_port}/docs - sign in as operator / {password}")
     _enrol_demo_residents(cfg)
-    sim = SimulatorThread(Simulator(cfg, scenario=sc_, speed=speed)).start()
+    sim = SimulatorThread(Simulator(cfg, scenario=sc_, speed=speed, garage_traffic=0)).start()
     apps = [EdgeApp(cfg, g.id) for g in demo_gateways]
 
     async def edges() -> None:

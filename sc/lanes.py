@@ -353,6 +353,12 @@ class LaneGraph:
                 out.append(Span(e.index, at, e.length))
         return out
 
+    def describe_pos(self, pos: LanePos) -> str:
+        """``lane main 30.0 m``."""
+        e = self.edges[pos.edge]
+        offset = sum(self.edges[i].length for i in self.lane_edges[e.lane] if i < e.index)
+        return f"lane {e.lane} {offset + pos.s:.1f} m"
+
     def describe(self, sp: Span) -> str:
         """``lane main 30.0-42.5 m`` for a person reading an error."""
         e = self.edges[sp.edge]

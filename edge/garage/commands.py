@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 
 from devices.lighting import BROADCAST_REGISTER
 
-__all__ = ["ControllerLink", "Write"]
+__all__ = ["CONTROLLER_OFFLINE_AFTER", "MODULE_PROBE_S", "ControllerLink", "Write"]
+
+#: Writes in a row a controller leaves unconfirmed before it is offline.
+CONTROLLER_OFFLINE_AFTER = 3
+#: An offline sensor module is tried again this often (s).
+MODULE_PROBE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,13 @@ class ControllerLink:
 
     def writes(self, t: float, wanted: list[int], *, fire: bool, full: int) -> list[Write]:
         """The requests that bring the controller to ``wanted`` (one level per group)."""
-        if fire and any(c != full for c in self.confirmed):
-            return [Write(self.id, BROADCAST_REGISTER, (full,), brighten=True)]
+        if fire:
+            # one broadcast sets every group full, then nothing but the refresh (a broadcast again) until the
+            # alarm ends: comparing group by group would dim the groups without lights (the plan leaves them
+            # at 0) and broadcast again, over and over
+            if any(c != full for c in self.confirmed) or t - self.last_write >= self.refresh_s:
+                return [Write(self.id, BROADCAST_REGISTER, (full,), brighten=True)]
+            return []
         if t - self.last_write >= self.refresh_s:
             return [Write(self.id, 0, tuple(wanted), brighten=True)]
         up = [g for g in range(self.groups) if wanted[g] != self.confirmed[g] and wanted[g] >= (self.confirmed[g] or 0)]

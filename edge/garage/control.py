@@ -42,6 +42,10 @@ from .tracking import Tracker
 __all__ = ["Alert", "GarageController", "OverrideLevel", "Plan"]
 
 
+#: A sensor a track has just moved on from stays on this long (overlap + the sensor's own hold): not a new mover.
+_LEFT_BEHIND_S = 2.0
+
+
 class OverrideLevel(StrEnum):
     FULL = "full"
     STANDBY = "standby"
@@ -222,8 +226,16 @@ class GarageController:
             for gh in self.tracker.ghosts:
                 spans += gh.spans
             want = m.lights_touching(spans)
+            tracked = {tr.sensor for tr in self.tracker.tracks}
+            tracked |= {
+                tr.prev_sensor
+                for tr in self.tracker.tracks
+                if tr.prev_sensor is not None and t - tr.t_hit < _LEFT_BEHIND_S
+            }
             for i in on & known:
-                want |= self._presence_zone[i]
+                # a sensor that sees something no track is at (two movers in one sensor's range, one of them
+                # unexplained): light it as a car of unknown heading would be
+                want |= self._presence_zone[i] if i in tracked else self._sensor_zone[i]
             for s in m.sensors:
                 if s.index not in known:
                     want |= self._sensor_zone[s.index]

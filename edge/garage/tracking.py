@@ -27,7 +27,7 @@ import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sc.lanes import LanePos, Span
+from sc.lanes import LanePos, Span, spans_intersect
 
 from .model import GarageModel
 
@@ -48,12 +48,16 @@ V_MAX = 8.0
 V_ASSUMED = 5.0
 #: Faster than this is a car (m/s); people walk at 1-2 m/s.
 VEHICLE_SPEED = 2.6
+#: Faster than this is not (only) a person walking (m/s).
+WALK_SPEED = 2.0
 #: A person on foot is not expected to go faster than this while unseen (m/s).
 V_WALK_MAX = 3.0
 #: A sensor that comes back on later than this after going off may see something else (or a reversal).
 RETRIGGER_S = 1.0
 #: Slack on the "could it have got there" test (m).
 SLACK_M = 1.0
+#: Two candidate tracks whose costs differ by less than this make an association ambiguous.
+AMBIGUOUS_COST = 1.0
 #: More tracks than this means the sensors talk nonsense: the oldest become ghosts.
 MAX_TRACKS = 200
 
@@ -76,6 +80,7 @@ class Track:
     hits: int = 1
     born: float = 0.0
     top_speed: float = 0.0
+    prev_sensor: int | None = None  # the sensor it was at before (its output is still on for a moment)
 
     def vmax(self) -> float:
         """The fastest it could be going now (for how far it may have got while unseen)."""
@@ -101,7 +106,6 @@ class TrackerStats:
     tracks_started: int = 0
     tracks_lost: int = 0
     tracks_gone: int = 0
-    reversals: int = 0
     ambiguous: int = 0
     dropped: int = 0
 
@@ -127,6 +131,10 @@ class Tracker:
         self.toward: list[list[bool | None]] = [
             [None if (h := self.arrive[b][a]) is None else not h for b in range(n)] for a in range(n)
         ]
+        # a track whose sensor went quiet can only have moved on unseen where no sensor covers the lane: next to a
+        # gap in the coverage its region grows with time, elsewhere it stopped (or the next sensor will rise)
+        gaps = g.gaps([sp for s in sensors for sp in s.coverage])
+        self.borders_gap = [spans_intersect(g.around(s.pos, s.range_m + 1.5), gaps) for s in sensors]
         junctions = {i for i, adj in enumerate(g.adjacent) if len(adj) >= 3}
         self.near_junction = [
             any(g.distances(s.pos, limit=s.range_m + 1.0).get(j, 1e9) <= s.range_m + 1.0 for j in junctions)
@@ -151,18 +159,24 @@ class Tracker:
                 tr.t_seen = t
         claimed: set[int] = set()
         for s in rising:
-            best: tuple[float, Track, bool] | None = None
+            fits: list[tuple[float, int, Track, bool]] = []
             for tr in self.tracks:
                 if tr.id in claimed:
                     continue
                 fit = self._fit(tr, s, t, on)
-                if fit is not None and (best is None or fit[0] < best[0]):
-                    best = (fit[0], tr, fit[1])
-            if best is None:
+                if fit is not None:
+                    fits.append((fit[0], tr.id, tr, fit[1]))
+            if not fits:
                 self._start(s, t)
-            else:
-                claimed.add(best[1].id)
-                self._move(best[1], s, t, ambiguous=best[2])
+                continue
+            fits.sort(key=lambda f: (f[0], f[1]))
+            cost, _, tr, ambiguous = fits[0]
+            # two tracks that could both have caused it (two cars meeting): which is which is not known,
+            # so the one that takes it is lit both ways until its next sensor says where it goes
+            if len(fits) > 1 and not fits[1][3] and fits[1][0] < cost + AMBIGUOUS_COST:
+                ambiguous = True
+            claimed.add(tr.id)
+            self._move(tr, s, t, ambiguous=ambiguous)
         self._expire(t, on)
 
     def _fit(self, tr: Track, s: int, t: float, on: set[int]) -> tuple[float, bool] | None:
@@ -205,27 +219,30 @@ class Tracker:
             self.stats.ambiguous += 1
         if a == s:
             tr.t_seen = t
-            if ambiguous:  # it stopped, and now moves again: which way is not known
+            if ambiguous:  # it stopped, and now moves again: which way is not known, nor whether it got into a car
                 tr.heading, tr.speed, tr.t_hit = None, 0.0, t
+                if tr.cls is TrackClass.PEDESTRIAN and not self.model.sensors[s].lobby:
+                    tr.cls = TrackClass.UNKNOWN
             return
         if a not in self._prev_on and t - tr.t_seen > RETRIGGER_S:
             # it had stopped being seen and now something rises elsewhere: if that is someone else, what this
-            # track followed may still be standing where it was (a parked car, its driver about to get out)
+            # track followed may still be standing where it was (a parked car, its driver about to get out);
+            # and which way the mover goes is not known from one sensor
             self._ghost(tr, t)
+            ambiguous = True
         d = self.model.sensor_distance[a][s]
         v = min(V_MAX, d / max(0.2, t - tr.t_hit))
         tr.speed = v if tr.speed <= 0 else 0.5 * (tr.speed + v)
         tr.top_speed = max(tr.top_speed, tr.speed)
         if ambiguous:
-            self.stats.reversals += 1
             tr.heading = None
         else:
             tr.heading = self.arrive[a][s]
-        tr.sensor, tr.t_hit, tr.t_seen = s, t, t
+        tr.prev_sensor, tr.sensor, tr.t_hit, tr.t_seen = a, s, t, t
         tr.hits += 1
         if tr.top_speed > VEHICLE_SPEED:
             tr.cls = TrackClass.VEHICLE
-        elif tr.cls is TrackClass.PEDESTRIAN and tr.speed > V_WALK_MAX:
+        elif tr.cls is TrackClass.PEDESTRIAN and (tr.speed > WALK_SPEED or ambiguous):
             tr.cls = TrackClass.UNKNOWN
 
     def _expire(self, t: float, on: set[int]) -> None:
@@ -267,7 +284,8 @@ class Tracker:
         """Where the light must be full for this track now."""
         g = self.model.garage
         site = self.model.sensors[tr.sensor]
-        unseen = 0.0 if tr.sensor in self._prev_on else max(0.0, t - tr.t_seen)
+        quiet = tr.sensor not in self._prev_on and self.borders_gap[tr.sensor]
+        unseen = max(0.0, t - tr.t_seen) if quiet else 0.0
         grow = tr.vmax() * unseen
         graph = self.model.graph
         if tr.cls is TrackClass.PEDESTRIAN:
@@ -275,7 +293,9 @@ class Tracker:
         v = tr.speed if tr.speed > 0 else V_ASSUMED
         lead = max(g.ahead_m, v * g.ahead_s) + tr.vmax() * latency_s
         reach = site.range_m + grow + lead
-        if tr.heading is None or self.near_junction[tr.sensor]:
+        # only a car known to be a car is lit one way: anything slower may be about to turn round (a driver
+        # walking back, a car that was a person a moment ago)
+        if tr.heading is None or tr.cls is not TrackClass.VEHICLE or self.near_junction[tr.sensor]:
             return graph.around(site.pos, reach)
         return [
             *graph.around(site.pos, site.range_m + g.behind_m),

@@ -86,6 +86,8 @@ class EventSink:
         self.outbox = outbox
         self.set_retained = set_retained
         self.counters = counters
+        #: called with every event stored (from the storing thread): e.g. the garage watching smoke alarms
+        self.observers: list[Callable[[str, Transition], None]] = []
 
     def topic(self, kind: Kind, device: str) -> str:
         return str(Topic(self.site, self.gateway, kind, device))
@@ -113,6 +115,11 @@ class EventSink:
         self.outbox.put_event(device, build)
         self.counters.events += 1
         ev = built[-1]
+        for observer in self.observers:
+            try:
+                observer(device, t)
+            except Exception:  # an observer must never lose the event it is told about
+                log.exception("event observer failed on %s %s", device, t.kind.value)
         log.info(
             "event device=%s kind=%s state=%s severity=%s seq=%d id=%s",
             device,

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from devices.lighting import BROADCAST_REGISTER, read_inputs_s, write_levels_s
-from edge.garage.commands import ControllerLink, Write
+from edge.garage.commands import CONTROLLER_OFFLINE_AFTER, MODULE_PROBE_S, ControllerLink, Write
 from edge.garage.control import GarageController, Plan
 from edge.garage.model import GarageModel
 from sc.config.schema import LaneKind, SensorKind
-from sc.lanes import LaneGraph, LanePos, Span, span_contains
+from sc.lanes import LaneGraph, LanePos, span_contains
 
 __all__ = [
     "Agent",
@@ -59,7 +59,6 @@ CAR_LENGTH_M = 4.5
 SENSOR_HOLD_S = 0.5
 #: Standing still this long and then moving again counts as appearing (sensors only see motion).
 STANDSTILL_S = 1.0  # a microwave sensor's output stays on this long after the last motion
-MODULE_PROBE_S = 2.0  # an offline module is tried this often
 
 
 # --------------------------------------------------------------------------- routes
@@ -615,6 +614,11 @@ def simulate(
         steps += 1
         # plan -> bus
         for cid, link in links.items():
+            if bus.bus_free.get(bus.cfg[cid].bus, 0.0) > t + dt:
+                # the bus is still busy (e.g. waiting out a silent controller's timeout): like the service, whose
+                # writes wait for the bus, write on a later tick; queueing would push every controller on the bus
+                # ever later while a controller stays silent (a timeout per tick outlasts the tick)
+                continue
             for w in link.writes(t, plan.levels[cid], fire=plan.fire, full=g.levels.full_pct):
                 ok, _ = bus.write(w, t, timeout_s)
                 if ok:
@@ -625,7 +629,7 @@ def simulate(
                         events.append((t, f"device_online {cid}"))
                 else:
                     link.failed()
-                    if link.failures >= 3 and cid not in ctrl_down:
+                    if link.failures >= CONTROLLER_OFFLINE_AFTER and cid not in ctrl_down:
                         ctrl_down.add(cid)
                         controller.controller_state(t, cid, online=False, reason="no acknowledgement")
                         events.append((t, f"device_offline {cid}"))
@@ -695,7 +699,7 @@ def simulate(
 
 
 def _where(model: GarageModel, pos: LanePos) -> str:
-    return model.graph.describe(Span(pos.edge, pos.s, pos.s)).rsplit("-", 1)[0] + " m"
+    return model.graph.describe_pos(pos)
 
 
 def ours(model: GarageModel) -> GarageController:

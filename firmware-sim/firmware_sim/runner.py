@@ -31,6 +31,7 @@ from sc.contracts.topics import Kind, Topic
 from sc.mqtt import MqttConnection, MqttCredentials
 
 from .door import DoorControllerSim
+from .garagebus import GarageWorld
 from .models import DEFAULTS, SimSensor
 from .ptybus import Fault, PtyBus
 from .scenario import Scenario, ScenarioError, Step
@@ -69,6 +70,7 @@ class Simulator:
         gateways: Iterable[str] | None = None,
         scenario: Scenario | None = None,
         speed: float = 1.0,
+        garage_traffic: int | None = None,
     ) -> None:
         self.loaded = loaded
         site = loaded.site
@@ -83,6 +85,14 @@ class Simulator:
         self.mqtt_faults: dict[str, Fault] = {}
         self.doors: dict[str, DoorControllerSim] = {}  # gate id -> its simulated door controller
         self.uplinks_sent = 0
+        #: garage id -> its simulated garage (lights, sensors, cars and people); ``garage_traffic`` seeds endless
+        #: random traffic (the demo), else tests add agents themselves
+        self.garages: dict[str, GarageWorld] = {
+            g.id: GarageWorld(g, traffic_seed=garage_traffic)
+            for gw in self.gateways
+            for g in site.garages_of(gw.id)
+            if g.lanes
+        }
         for gw in self.gateways:
             for dev in gw.devices:
                 self.sensors[dev.id] = SimSensor(dev)
@@ -161,7 +171,18 @@ class Simulator:
                     ]
                     bus = PtyBus(link=self.loaded.resolve(bus_cfg.port)).start()
                     self.buses[(gw.id, bus_cfg.id)] = bus
-                    if not on_bus and not doors:
+                    garage_devices: list[SimDevice] = []
+                    for g in self.loaded.site.garages_of(gw.id):
+                        world = self.garages.get(g.id)
+                        if world is None:
+                            continue
+                        garage_devices += [
+                            world.controllers[c.id].sim_device() for c in g.controllers if c.bus == bus_cfg.id
+                        ]
+                        garage_devices += [
+                            world.modules[m.id].sim_device() for m in g.sensor_modules if m.bus == bus_cfg.id
+                        ]
+                    if not on_bus and not doors and not garage_devices:
                         continue
                     simdevices = [
                         SimDevice(
@@ -180,6 +201,7 @@ class Simulator:
                         assert gate.door is not None
                         self.doors[gate.id] = DoorControllerSim.from_config(gate.door)
                         simdevices.append(self.doors[gate.id].sim_device())
+                    simdevices += garage_devices
                     server = ModbusSerialServer(
                         simdevices, port=bus.server_port, baudrate=bus_cfg.baudrate, ignore_missing_devices=True
                     )
@@ -190,7 +212,9 @@ class Simulator:
                         gw.id,
                         bus_cfg.id,
                         self.loaded.resolve(bus_cfg.port),
-                        [d.unit for d in on_bus] + [g.door.unit for g in doors if g.door is not None],
+                        [d.unit for d in on_bus]
+                        + [g.door.unit for g in doors if g.door is not None]
+                        + [dev.id for dev in garage_devices],
                     )
                 for dev in gw.devices:
                     if dev.transport is Transport.MQTT:
@@ -221,6 +245,8 @@ class Simulator:
                 i += 1
             for s in self.sensors.values():
                 s.advance(now)
+            for world in self.garages.values():
+                world.step()
             if self.scenario.duration_s is not None and now >= self.scenario.duration_s:
                 log.info("sim scenario %r finished at t=%.1f", self.scenario.name, now)
                 return

@@ -394,7 +394,7 @@ class LightController(_Config):
         default=25.0, gt=0, le=500, title="DALI frame time", description="one group command on the lighting bus"
     )
     failsafe_s: float = Field(
-        default=10.0,
+        default=3.0,
         ge=1,
         le=600,
         title="Failsafe after",
@@ -484,7 +484,11 @@ class Garage(_Config):
     )
     poll_interval_s: float = Field(default=0.05, gt=0, le=5, title="Sensor poll interval")
     refresh_s: float = Field(
-        default=3.0, gt=0, le=300, title="Rewrite all levels every", description="keeps controllers' failsafe quiet"
+        default=1.0,
+        gt=0,
+        le=300,
+        title="Rewrite all levels every",
+        description="keeps the controllers' failsafe quiet: must be well below their failsafe_s",
     )
     fire_devices: list[Id] | None = Field(
         default=None,
@@ -751,6 +755,15 @@ class SiteConfig(_Config):
                             )
                         )
                     used[(item.bus, item.unit)] = item.id
+        for j, lc in enumerate(garage.controllers):
+            if lc.failsafe_s < 2 * garage.refresh_s:
+                errors.append(
+                    (
+                        (*gp, "controllers", j, "failsafe_s"),
+                        f"failsafe_s {lc.failsafe_s:g} must be at least twice the garage's refresh_s "
+                        f"({garage.refresh_s:g}): the controller would go to failsafe between refreshes",
+                    )
+                )
         controllers = {c.id: c for c in garage.controllers}
         for j, light in enumerate(garage.lights):
             c = controllers.get(light.controller)

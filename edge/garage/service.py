@@ -1,0 +1,350 @@
+"""The garage service: polls the presence-sensor modules, runs the controller, drives the light controllers.
+
+One loop per garage on the gateway's asyncio loop, every ``poll_interval_s``:
+
+1. read every sensor module's discrete inputs (modules on different buses at once);
+2. :meth:`GarageController.step` decides every group's level;
+3. :class:`ControllerLink` turns that into at most two *write multiple registers*
+   per controller (brighter first), sent on each controller's bus;
+4. alerts become events through the outbox (``device_offline``/``online`` of a
+   module or controller, ``lighting_fault``/``restored``).
+
+A module that fails ``offline_after`` reads in a row is offline (its sensors'
+zones go full) and is then tried every :data:`MODULE_PROBE_S`; a controller that
+does not confirm :data:`CONTROLLER_OFFLINE_AFTER` writes in a row is offline (the
+lights next to it go full; its own failsafe sets its lights full). Every
+``refresh_s`` each controller's status register is read: failsafe active or a
+DALI bus fault is a ``lighting_fault``.
+
+Smoke alarms from the sensor path (:meth:`on_event`, called by the event sink
+for every event the gateway stores) set the whole garage full until cleared.
+The control room's ``lights_override`` command goes through :meth:`override`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from devices.lighting import STATUS_DALI_FAULT, STATUS_FAILSAFE, STATUS_REGISTER
+from devices.modbus import DeviceReadError, ModbusBus
+from sc.config.schema import DeviceType, Garage, GatewayConfig, SensorModule
+from sc.contracts.messages import (
+    ConnectivityPayload,
+    EventKind,
+    EventState,
+    FaultPayload,
+)
+
+from ..sensors.detect import Transition
+from .commands import CONTROLLER_OFFLINE_AFTER, MODULE_PROBE_S, ControllerLink, Write
+from .control import Alert, GarageController, OverrideLevel
+from .model import GarageModel
+
+__all__ = ["GarageService", "fire_devices_of"]
+
+log = logging.getLogger(__name__)
+
+_LATENCY_WINDOW = 2000
+
+
+def fire_devices_of(garage: Garage, gateway: GatewayConfig) -> set[str]:
+    """The smoke devices whose alarm sets this garage full (config, or the gateway's smoke devices there)."""
+    if garage.fire_devices is not None:
+        return set(garage.fire_devices)
+    return {d.id for d in gateway.devices if d.type is DeviceType.SMOKE and d.location == garage.location}
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+class GarageService:
+    def __init__(
+        self,
+        *,
+        garage: Garage,
+        gateway: GatewayConfig,
+        emit: Callable[[str, Transition, datetime], Any],
+        set_status: Callable[[str, bool, str, datetime], None] | None = None,
+        bus_for: Callable[[str], ModbusBus | None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.garage = garage
+        self.emit = emit  # EventSink.event (blocking: runs in a thread)
+        self.set_status = set_status
+        self._bus_for = bus_for
+        self.clock = clock
+        buses = {b.id: b for b in gateway.buses}
+        self.model = GarageModel.build(garage, buses)
+        self.controller = GarageController(self.model)
+        self.links = {c.id: ControllerLink(c.id, c.groups, garage.refresh_s) for c in garage.controllers}
+        self.fire_devices = fire_devices_of(garage, gateway)
+        self._module_fails: dict[str, int] = {m.id: 0 for m in garage.sensor_modules}
+        self._module_next: dict[str, float] = {m.id: 0.0 for m in garage.sensor_modules}
+        self._status_due: dict[str, float] = {c.id: 0.0 for c in garage.controllers}
+        self._controller_next: dict[str, float] = {c.id: 0.0 for c in garage.controllers}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.counters: dict[str, int] = {
+            "loops": 0,
+            "polls": 0,
+            "poll_failures": 0,
+            "input_changes": 0,
+            "writes": 0,
+            "write_failures": 0,
+            "events": 0,
+            "overruns": 0,
+        }
+        self.decision_ms: list[float] = []  # input change read -> writes issued (compute)
+        self.command_ms: list[float] = []  # input change read -> last write confirmed
+        self._last_bits: dict[str, list[bool]] = {}
+        self.dead = False
+
+    # ---------------------------------------------------------------- running
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        g = self.garage
+        log.info(
+            "garage=%s: %d lights on %d controllers, %d sensors on %d modules, %.0f m of lanes; fire from %s",
+            g.id,
+            len(g.lights),
+            len(g.controllers),
+            len(g.sensors),
+            len(g.sensor_modules),
+            self.model.graph.total_length,
+            ", ".join(sorted(self.fire_devices)) or "nothing",
+        )
+        try:
+            while not stop.is_set():
+                started = self.clock()
+                await self.tick(started)
+                delay = g.poll_interval_s - (self.clock() - started)
+                if delay <= 0:
+                    self.counters["overruns"] += 1
+                    await asyncio.sleep(0)
+                    continue
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._loop = None
+
+    async def tick(self, t: float) -> None:
+        """One poll -> decide -> write round."""
+        self.counters["loops"] += 1
+        by_bus: dict[str, list[SensorModule]] = {}
+        for m in self.garage.sensor_modules:
+            if m.id in self.controller.modules_down and t < self._module_next[m.id]:
+                continue
+            by_bus.setdefault(m.bus, []).append(m)
+        results = await asyncio.gather(*(self._poll_bus(bus, mods) for bus, mods in by_bus.items()))
+        changed = any(results)
+        read_at = self.clock()
+        plan = self.controller.step(read_at)
+        writes: dict[str, list[Write]] = {}
+        for cid, link in self.links.items():
+            if cid in self.controller.controllers_down and read_at < self._controller_next[cid]:
+                continue  # a dead controller is tried now and then, not every tick: its timeouts hold the bus
+            ws = link.writes(read_at, plan.levels[cid], fire=plan.fire, full=self.garage.levels.full_pct)
+            if ws:
+                writes.setdefault(self.model.garage.controllers[self._ci(cid)].bus, []).extend(ws)
+        if changed:
+            self.decision_ms.append((self.clock() - read_at) * 1000)
+            del self.decision_ms[:-_LATENCY_WINDOW]
+        await asyncio.gather(*(self._write_bus(bus, ws) for bus, ws in writes.items()))
+        if changed and writes:
+            self.command_ms.append((self.clock() - read_at) * 1000)
+            del self.command_ms[:-_LATENCY_WINDOW]
+        await self._check_status(read_at)
+        self._dispatch(self.controller.take_alerts())
+
+    def _ci(self, cid: str) -> int:
+        return next(i for i, c in enumerate(self.garage.controllers) if c.id == cid)
+
+    async def _poll_bus(self, bus_id: str, modules: list[SensorModule]) -> bool:
+        bus = self._bus_for(bus_id)
+        changed = False
+        for m in modules:
+            now = self.clock()
+            if bus is None:
+                self._module_failed(m, now, f"bus {bus_id} is not open")
+                continue
+            try:
+                bits = await bus.read_discrete_inputs(m.unit, 0, m.inputs)
+            except DeviceReadError as exc:
+                self._module_failed(m, now, str(exc))
+                continue
+            self.counters["polls"] += 1
+            self._module_fails[m.id] = 0
+            if m.id in self.controller.modules_down:
+                self.controller.module_state(now, m.id, online=True, reason="answers again")
+                log.info("garage=%s module=%s answers again", self.garage.id, m.id)
+            if self._last_bits.get(m.id) != bits:
+                changed = True
+                self.counters["input_changes"] += 1
+                self._last_bits[m.id] = bits
+            self.controller.set_inputs(self.clock(), m.id, bits)
+        return changed
+
+    def _module_failed(self, m: SensorModule, now: float, reason: str) -> None:
+        self.counters["poll_failures"] += 1
+        self._module_fails[m.id] += 1
+        self._module_next[m.id] = now + MODULE_PROBE_S
+        if self._module_fails[m.id] >= m.offline_after and m.id not in self.controller.modules_down:
+            log.warning(
+                "garage=%s module=%s offline after %d failed reads: %s",
+                self.garage.id,
+                m.id,
+                self._module_fails[m.id],
+                reason,
+            )
+            self.controller.module_state(
+                now, m.id, online=False, reason=f"{self._module_fails[m.id]} reads failed: {reason}"
+            )
+
+    async def _write_bus(self, bus_id: str, writes: list[Write]) -> None:
+        bus = self._bus_for(bus_id)
+        skip: set[str] = set()
+        for w in writes:
+            if w.controller in skip:
+                continue
+            link = self.links[w.controller]
+            now = self.clock()
+            try:
+                if bus is None:
+                    raise DeviceReadError(f"bus {bus_id} is not open")
+                c = self.garage.controllers[self._ci(w.controller)]
+                await bus.write_registers(c.unit, w.address, list(w.values))
+            except DeviceReadError as exc:
+                link.failed()
+                self.counters["write_failures"] += 1
+                self._controller_next[w.controller] = now + MODULE_PROBE_S
+                skip.add(w.controller)  # the dim write waits for the brighten write to go through
+                if link.failures >= CONTROLLER_OFFLINE_AFTER and w.controller not in self.controller.controllers_down:
+                    log.warning("garage=%s controller=%s does not acknowledge: %s", self.garage.id, w.controller, exc)
+                    self.controller.controller_state(
+                        now, w.controller, online=False, reason=f"{link.failures} writes not acknowledged: {exc}"
+                    )
+                continue
+            link.confirm(now, w)
+            self.counters["writes"] += 1
+            if w.controller in self.controller.controllers_down:
+                self.controller.controller_state(now, w.controller, online=True, reason="acknowledges again")
+
+    async def _check_status(self, t: float) -> None:
+        for c in self.garage.controllers:
+            if t < self._status_due[c.id] or c.id in self.controller.controllers_down:
+                continue
+            self._status_due[c.id] = t + self.garage.refresh_s
+            bus = self._bus_for(c.bus)
+            if bus is None:
+                continue
+            try:
+                (status,) = await bus.read_input_registers(c.unit, STATUS_REGISTER, 1)
+            except DeviceReadError:
+                continue  # the writes notice a silent controller
+            faults = []
+            if status & STATUS_FAILSAFE:
+                faults.append("failsafe active (it got no command in time): all its lights full")
+            if status & STATUS_DALI_FAULT:
+                faults.append("DALI bus fault: its lamps may not follow")
+            self.controller.controller_fault(t, c.id, "; ".join(faults) if faults else None)
+
+    # ---------------------------------------------------------------- events
+
+    def _dispatch(self, alerts: list[Alert]) -> None:
+        if not alerts or self._loop is None:
+            return
+        for a in alerts:
+            self.counters["events"] += 1
+            task = self._loop.create_task(self._emit(a))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _emit(self, a: Alert) -> None:
+        ts = datetime.now(UTC)
+        if a.connectivity:
+            payload: ConnectivityPayload | FaultPayload = ConnectivityPayload(
+                reason=a.reason[:500], consecutive_failures=0 if a.state is EventState.CLEARED else 1
+            )
+        else:
+            payload = FaultPayload(reason=a.reason[:500])
+        log.info("garage=%s %s device=%s: %s", self.garage.id, a.kind.value, a.device, a.reason)
+        await asyncio.to_thread(self.emit, a.device, Transition(a.kind, a.state, payload), ts)
+        if a.connectivity and self.set_status is not None:
+            await asyncio.to_thread(self.set_status, a.device, a.kind is EventKind.DEVICE_ONLINE, a.reason[:200], ts)
+
+    def on_event(self, device: str, t: Transition) -> None:
+        """Every event the gateway stores passes here (from any thread): smoke alarms set the garage full."""
+        if device not in self.fire_devices or t.kind is not EventKind.SMOKE_ALARM:
+            return
+        loop = self._loop
+        if loop is None:
+            return
+        active = t.state is EventState.RAISED
+        try:
+            loop.call_soon_threadsafe(self._fire, device, active)
+        except RuntimeError:  # loop closing
+            pass
+
+    def _fire(self, device: str, active: bool) -> None:
+        log.warning(
+            "garage=%s fire alarm %s from %s: %s",
+            self.garage.id,
+            "ON" if active else "cleared",
+            device,
+            "every light full" if active else "back to following",
+        )
+        self.controller.fire(self.clock(), device, active=active)
+
+    # ---------------------------------------------------------------- commands
+
+    def override(self, args: dict[str, str | int | float | bool]) -> dict[str, Any]:
+        """The ``lights_override`` command: args level, lights (comma-separated ids; none = all), for_s."""
+        raw = str(args.get("level", ""))
+        try:
+            level = OverrideLevel(raw)
+        except ValueError:
+            raise ValueError(
+                f"level must be one of {', '.join(x.value for x in OverrideLevel)} (got {raw!r})"
+            ) from None
+        lights_arg = args.get("lights")
+        lights = [x.strip() for x in str(lights_arg).split(",") if x.strip()] if lights_arg else None
+        duration = args.get("for_s")
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0
+        ):
+            raise ValueError(f"for_s must be a positive number of seconds (got {duration!r})")
+        try:
+            n = self.controller.override(self.clock(), level, lights, float(duration) if duration is not None else None)
+        except KeyError as exc:
+            raise ValueError(f"garage {self.garage.id} has no light {exc.args[0]!r}") from None
+        log.info("garage=%s override level=%s lights=%d for_s=%s", self.garage.id, level.value, n, duration)
+        return {"level": level.value, "lights": n, "for_s": duration}
+
+    # ---------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        snap = self.controller.snapshot()
+        return {
+            **snap,
+            "counters": dict(self.counters),
+            "decision_ms": {"p50": round(_pct(self.decision_ms, 50), 3), "p99": round(_pct(self.decision_ms, 99), 3)},
+            "command_ms": {"p50": round(_pct(self.command_ms, 50), 1), "p99": round(_pct(self.command_ms, 99), 1)},
+            "controllers": {
+                cid: {"writes": link.writes_sent, "failed": link.writes_failed, "confirmed": link.confirmed}
+                for cid, link in self.links.items()
+            },
+        }
