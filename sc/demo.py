@@ -11,9 +11,15 @@ import asyncio
 import logging
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sc.config.loader import LoadedConfig
+
+if TYPE_CHECKING:
+    from edge.app import EdgeApp
+    from firmware_sim.runner import SimulatorThread
 
 __all__ = ["run_demo"]
 
@@ -71,7 +77,7 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
                         )
 
     import secrets
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     from cloud.db.engine import make_sessions
     from cloud.users import create_user
@@ -100,7 +106,9 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
         for a in apps:
             if a.health_port:
                 print(f"demo: {a.gw.id} health at http://127.0.0.1:{a.health_port}/health")
+        garages = asyncio.create_task(_show_garages(apps, sim, stop))
         await asyncio.gather(*runs)
+        garages.cancel()
 
     started = time.monotonic()
     try:
@@ -130,6 +138,30 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
     )
     print(f"demo: {monitor.malformed} malformed messages seen by the monitor; gateway dead letters are in each outbox")
     return 0
+
+
+async def _show_garages(apps: list[EdgeApp], sim: SimulatorThread, stop: asyncio.Event) -> None:
+    """Every 10 s, one line per garage: what the gateway tracks, how many lights are full, and whether the
+    simulated garage has seen a car or a person in the dark."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=10)
+            return
+        except TimeoutError:
+            pass
+        for a in apps:
+            for gid, svc in a.garages.items():
+                h = svc.health()
+                kinds: dict[str, int] = {}
+                for tr in h["tracks"]:
+                    kinds[tr["class"]] = kinds.get(tr["class"], 0) + 1
+                world = sim.sim.garages.get(gid)
+                dark = f", safety violations so far: {len(world.violations)}" if world is not None else ""
+                print(
+                    f"{datetime.now().strftime('%H:%M:%S')} GARAGE {gid}: tracking "
+                    + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nobody")
+                    + f"; {h['lights_full']}/{h['lights']} lights full; decision p99 {h['decision_ms']['p99']} ms{dark}"
+                )
 
 
 def _enrol_demo_residents(cfg: LoadedConfig) -> None:
