@@ -380,3 +380,17 @@ def test_levels_model() -> None:
     assert GarageLevels(standby_pct=0, full_pct=1).standby_pct == 0
     with pytest.raises(ValidationError, match="standby_pct must be below full_pct"):
         GarageLevels(standby_pct=30, full_pct=30)
+
+
+def test_a_controller_failsafe_shorter_than_two_refreshes(tmp_path: Path) -> None:
+    # the controller would set everything full between two of the gateway's refreshes
+    text = sub(
+        SITE,
+        "{id: lc-1, bus: rs485-2, unit: 30, groups: 4}",
+        "{id: lc-1, bus: rs485-2, unit: 30, groups: 4, failsafe_s: 1.5}",
+    )
+    p, errs = errors_of(tmp_path, text)
+    assert errs == [
+        f"{p}:{line_of(text, 'failsafe_s: 1.5')}: garages[0].controllers[0].failsafe_s: failsafe_s 1.5 must be at "
+        "least twice the garage's refresh_s (1): the controller would go to failsafe between refreshes"
+    ]
