@@ -42,6 +42,8 @@ from .tracking import Tracker
 __all__ = ["Alert", "GarageController", "OverrideLevel", "Plan"]
 
 
+#: Movers in a row a sensor must miss (the sensors either side saw them pass) before it is reported blind.
+BLIND_AFTER = 3
 #: A sensor a track has just moved on from stays on this long (overlap + the sensor's own hold): not a new mover.
 _LEFT_BEHIND_S = 2.0
 
@@ -98,6 +100,7 @@ class GarageController:
         self.sensor_on = [False] * n_s
         self._on_since = [math.inf] * n_s
         self.stuck: set[int] = set()
+        self.blind: set[int] = set()
         self.modules_down: dict[str, str] = {}
         self.controllers_down: dict[str, str] = {}
         self.controller_faults: dict[str, str] = {}
@@ -143,6 +146,9 @@ class GarageController:
             elif not on and i in self.stuck:
                 self.stuck.discard(i)
                 self._alert(EventKind.LIGHTING_RESTORED, EventState.CLEARED, site.id, "sensor went off again")
+            if on and i in self.blind:
+                self.blind.discard(i)
+                self._alert(EventKind.LIGHTING_RESTORED, EventState.CLEARED, site.id, "sensor sees again")
 
     def module_state(self, t: float, module: str, *, online: bool, reason: str) -> None:
         if online and module in self.modules_down:
@@ -215,6 +221,15 @@ class GarageController:
         known = self.known_sensors()
         on = {i for i, v in enumerate(self.sensor_on) if v}
         self.tracker.update(t, on, known)
+        for i, n in self.tracker.misses.items():
+            if n >= BLIND_AFTER and i not in self.blind:
+                self.blind.add(i)
+                self._alert(
+                    EventKind.LIGHTING_FAULT,
+                    EventState.RAISED,
+                    m.sensors[i].id,
+                    f"{n} movers went past it without it seeing them: blind? its zone is kept full",
+                )
         fire = bool(self.fire_devices)
         want: set[int] = set()
         if fire:
@@ -237,7 +252,7 @@ class GarageController:
                 # unexplained): light it as a car of unknown heading would be
                 want |= self._presence_zone[i] if i in tracked else self._sensor_zone[i]
             for s in m.sensors:
-                if s.index not in known:
+                if s.index not in known or s.index in self.blind:
                     want |= self._sensor_zone[s.index]
             for c in self.controllers_down:
                 want |= self._controller_zone[c]
@@ -292,6 +307,7 @@ class GarageController:
             "controllers_down": dict(self.controllers_down),
             "controller_faults": dict(self.controller_faults),
             "stuck_sensors": sorted(m.sensors[i].id for i in self.stuck),
+            "blind_sensors": sorted(m.sensors[i].id for i in self.blind),
             "overrides": len(self._overrides),
             "tracker": vars(self.tracker.stats).copy(),
         }

@@ -58,6 +58,8 @@ RETRIGGER_S = 1.0
 SLACK_M = 1.0
 #: Two candidate tracks whose costs differ by less than this make an association ambiguous.
 AMBIGUOUS_COST = 1.0
+#: A sensor between two others is expected to have been on at most this long before the mover left the first.
+SENSOR_SLACK_S = 2.0
 #: More tracks than this means the sensors talk nonsense: the oldest become ghosts.
 MAX_TRACKS = 200
 
@@ -119,6 +121,9 @@ class Tracker:
     ghosts: list[Ghost] = field(default_factory=list)
     stats: TrackerStats = field(default_factory=TrackerStats)
     _prev_on: set[int] = field(default_factory=set)
+    #: movers that went past a sensor (from the sensor before it to the one after it) while it stayed off
+    misses: dict[int, int] = field(default_factory=dict)
+    _last_on: dict[int, float] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -152,6 +157,9 @@ class Tracker:
     def update(self, t: float, on: set[int], known: set[int]) -> None:
         """Sensors ``on`` are on at ``t``; only sensors in ``known`` are trusted (module up, not stuck)."""
         on = on & known
+        for i in on:
+            self._last_on[i] = t
+            self.misses.pop(i, None)
         rising = sorted(on - self._prev_on)
         self._prev_on = on | (self._prev_on - known)
         for tr in self.tracks:
@@ -171,12 +179,13 @@ class Tracker:
                 continue
             fits.sort(key=lambda f: (f[0], f[1]))
             cost, _, tr, ambiguous = fits[0]
+            behind = ambiguous
             # two tracks that could both have caused it (two cars meeting): which is which is not known,
             # so the one that takes it is lit both ways until its next sensor says where it goes
             if len(fits) > 1 and not fits[1][3] and fits[1][0] < cost + AMBIGUOUS_COST:
                 ambiguous = True
             claimed.add(tr.id)
-            self._move(tr, s, t, ambiguous=ambiguous)
+            self._move(tr, s, t, ambiguous=ambiguous, behind=behind)
         self._expire(t, on)
 
     def _fit(self, tr: Track, s: int, t: float, on: set[int]) -> tuple[float, bool] | None:
@@ -213,7 +222,7 @@ class Tracker:
             self._lose(oldest, t)
             self.stats.dropped += 1
 
-    def _move(self, tr: Track, s: int, t: float, *, ambiguous: bool) -> None:
+    def _move(self, tr: Track, s: int, t: float, *, ambiguous: bool, behind: bool = False) -> None:
         a = tr.sensor
         if ambiguous:
             self.stats.ambiguous += 1
@@ -231,6 +240,8 @@ class Tracker:
             self._ghost(tr, t)
             ambiguous = True
         d = self.model.sensor_distance[a][s]
+        if not behind:
+            self._passed(a, s, since=tr.t_hit)
         v = min(V_MAX, d / max(0.2, t - tr.t_hit))
         tr.speed = v if tr.speed <= 0 else 0.5 * (tr.speed + v)
         tr.top_speed = max(tr.top_speed, tr.speed)
@@ -244,6 +255,15 @@ class Tracker:
             tr.cls = TrackClass.VEHICLE
         elif tr.cls is TrackClass.PEDESTRIAN and (tr.speed > WALK_SPEED or ambiguous):
             tr.cls = TrackClass.UNKNOWN
+
+    def _passed(self, a: int, s: int, *, since: float) -> None:
+        """A mover went from sensor ``a`` to ``s``: every sensor on the way between them should have seen it."""
+        dist = self.model.sensor_distance
+        for b in range(len(self.model.sensors)):
+            if b in (a, s) or dist[a][b] + dist[b][s] > dist[a][s] + 0.5:
+                continue
+            if self._last_on.get(b, -1e9) < since - SENSOR_SLACK_S:
+                self.misses[b] = self.misses.get(b, 0) + 1
 
     def _expire(self, t: float, on: set[int]) -> None:
         keep: list[Track] = []

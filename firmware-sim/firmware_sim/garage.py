@@ -529,11 +529,14 @@ def simulate(
     baudrate: int = 9600,
     skip_idle: bool = True,
     progress: Callable[[float], None] | None = None,
+    broken_sensors: dict[str, bool] | None = None,
 ) -> Result:
     """Run ``agents`` through the garage under ``controller``; see the module docstring."""
     g = model.garage
     dt = g.poll_interval_s
     field_ = SensorField(model)
+    for sid, value in (broken_sensors or {}).items():  # False: blind, True: stuck on
+        field_.broken[next(s.index for s in model.sensors if s.id == sid)] = value
     bus = LightingBus(model, baudrate)
     links = {c.id: ControllerLink(c.id, c.groups, g.refresh_s) for c in g.controllers}
     faults = list(faults)

@@ -18,6 +18,7 @@ from edge.garage.model import GarageModel
 from firmware_sim.garage import Agent, Fault, Move, Result, Violation, random_traffic, route, simulate
 from firmware_sim.garagelayout import EXAMPLE_LANES, layout
 from sc.config.schema import Garage
+from sc.contracts.messages import EventKind
 from sc.lanes import LanePos
 
 MODEL = GarageModel.build(Garage.model_validate(layout(EXAMPLE_LANES)))
@@ -75,8 +76,11 @@ def run(seed: int, controller: GarageController | FixedLevels | None = None, fau
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_no_car_drives_into_the_dark_and_nobody_stands_in_it(seed: int) -> None:
-    r = run(seed)
+    controller = GarageController(MODEL)
+    r = run(seed, controller)
     assert r.violations == [], report(r.violations)
+    # and no sensor is taken for stuck or blind while every sensor works
+    assert controller.take_alerts() == []
     # the run really had cars moving and people walking for the checker to look at
     assert r.checked_car_s > 30.0, r.checked_car_s
     assert r.checked_walker_s > 30.0, r.checked_walker_s
@@ -125,6 +129,24 @@ def test_a_sensor_module_cut_mid_run_is_offline_then_online_and_nobody_is_in_the
     assert 90.0 <= t_on <= 92.0
     assert r.violations == [], report(r.violations)
     assert r.checked_car_s > 30.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_blind_sensor_is_reported_and_its_zone_lit(seed: int) -> None:
+    # ps-07 (main 30 m) sees nothing any more: cars pass from ps-06 to ps-08 without it
+    controller = GarageController(MODEL)
+    r = simulate(
+        MODEL,
+        random_traffic(MODEL, seed, visits=10),
+        controller,
+        duration_s=DURATION_S,
+        broken_sensors={"ps-07": False},
+    )
+    alerts = controller.take_alerts()
+    assert [(a.kind, a.device) for a in alerts] == [(EventKind.LIGHTING_FAULT, "ps-07")]
+    assert alerts[0].reason == "3 movers went past it without it seeing them: blind? its zone is kept full"
+    assert controller.snapshot()["blind_sensors"] == ["ps-07"]
+    assert r.violations == [], report(r.violations)
 
 
 def test_a_light_controller_cut_mid_run_leaves_the_other_controller_on_time() -> None:
