@@ -7,16 +7,25 @@ replay`` and the benchmarks. Per frame, cheapest first:
    no face waiting for a decision: the frame costs about a millisecond.
 2. **People counting** (:mod:`.counting`): background subtraction on a
    320-px copy, blobs followed, feet crossing the door line counted.
-3. **Faces**: the HOG detector runs on a *downscaled* copy and only where it
-   can find something new: around faces already followed (every frame, small
-   regions, until they are decided) and over the moving area (every
-   ``search_every`` frames). Faces are followed as tracks (:mod:`.tracking`).
-4. **One embedding per track**: the first time its face is whole and big
-   enough; a second time only if the first was poor (low detector score or
-   blurred). One matrix-vector product finds the nearest resident (:mod:`.gallery`).
-5. **Decision** after ``liveness_frames`` frames of evidence and the
-   liveness checks (:mod:`.liveness`): grant (entry), refuse, or a stranger
-   who, after ``stranger_after_s`` of loitering, is reported.
+3. **Faces**: the HOG detector runs on a *downscaled* copy (scaled so that
+   the decision size, within one detector step of ``min_face_px``, is the
+   detector's smallest face) and only where it can find something new: around
+   faces already followed (every frame, small regions, until they are decided)
+   and over the moving area (every ``search_every`` frames, half as often
+   while faces are followed). Faces are followed as tracks (:mod:`.tracking`).
+4. **One embedding per track**, taken *during the approach*: on the first
+   clear view (detector score >= ``approach_score``) once the face is within
+   one detector step of the decision size, so the frame on which the face
+   reaches the decision size needs only detection. Such an early look is used
+   when it is a clear answer (a match ``approach_margin`` inside the
+   threshold, or far outside it); otherwise the face is embedded again at the
+   decision size, and a third time only if that look was poor (low detector
+   score) or just missed. One matrix-vector product finds the nearest
+   resident (:mod:`.gallery`).
+5. **Decision** once the face is big enough, after ``liveness_frames``
+   frames of evidence and the liveness checks (:mod:`.liveness`, run on the
+   approach frames too): grant (entry), refuse, or a stranger who, after
+   ``stranger_after_s`` of loitering, is reported.
 6. **Visitor passes**: QR codes in the moving area are read (zxing-cpp) every
    ``qr_every`` frames, checked offline by the :class:`PassChecker`; each
    shown pass is one decision, not one per frame.
@@ -59,6 +68,9 @@ SPOOF_LOCKOUT_S = 60.0
 #: A match this far over the threshold is looked at again once the face is bigger.
 AMBIGUOUS_BAND = 0.12
 
+#: The detector's boxes grow in steps of about this factor (dlib's HOG pyramid, 6/5).
+HOG_STEP = 1.2
+
 #: A pass code seen again within this long (held up, read frame after frame) is the same showing.
 QR_REPEAT_S = 3.0
 
@@ -78,9 +90,14 @@ class VisionSettings:
     min_face_px: int = 120
     liveness_frames: int = 3
     stranger_after_s: float | None = 10.0
-    search_every: int = 2  # look for new faces in the moving area every N frames
+    search_every: int = 2  # look for new faces in the moving area every N frames (2N while faces are followed)
     qr_every: int = 3
     poor_score: float = 0.35  # detector score below this: embed again later if a better view comes
+    # the embedding is taken on the approach, one detector step before the decision size, on a view this clear
+    approach_score: float = 1.0
+    # ... and opens the door only with a match this much inside the threshold (a smaller face: a clearer match);
+    # anything else is looked at again at the decision size
+    approach_margin: float = 0.05
     grant_window_s: float = 15.0  # a grant allows one passage within this long
     door_line: tuple[tuple[float, float], tuple[float, float]] | None = None
     door_inside: Literal["left", "right"] = "right"
@@ -176,7 +193,11 @@ class GatePipeline:
         self.tracker = FaceTracker()
         self.counter = LineCounter(settings.door_line, settings.door_inside) if settings.door_line is not None else None
         self.stats = PipelineStats()
-        self._scale = min(1.0, (HOG_MIN_FACE_PX + 10) / settings.min_face_px)
+        # the detector's boxes come in steps of about 1.2x: a face within one step of min_face_px is decided on
+        self._decide_px = settings.min_face_px / HOG_STEP
+        # detect on a copy scaled so that the decision size is the detector's smallest face: the pyramid level
+        # whose box is just over the decision size then takes over as the face reaches it (not up to a step later)
+        self._scale = min(1.0, HOG_MIN_FACE_PX / self._decide_px)
         self._session: _Session | None = None
         self._recent_qr: dict[str, float] = {}
         # the empty scene (for the liveness check): the counter's background model, or one of our own
@@ -230,7 +251,10 @@ class GatePipeline:
             for tr in self.tracker.tracks.values():
                 if tr.decided == "stranger" and not tr.stranger_reported:
                     rois.append(_grow(tr.box, 0.7, w, h))
-        if motion.moving and motion.box is not None and st.frames % s.search_every == 0:
+        # new faces in the moving area: every search_every frames, half as often while faces are followed (their
+        # own regions are searched every frame; the moving area around a person walking through is most of the cost)
+        every = s.search_every * (2 if self.tracker.tracks else 1)
+        if motion.moving and motion.box is not None and st.frames % every == 0:
             rois.append(motion.box)
         rois = _merge_rois(rois)
         if rois:
@@ -277,25 +301,26 @@ class GatePipeline:
                 tr.spoof_reason = reason
                 if "4 sides" in reason:  # a whole rectangle round the face: a live head has none
                     tr.spoof_strong += 1
-        # the detector's boxes come in steps of about 1.2x: accept a face within one step of min_face_px
-        visible = whole and box.height >= s.min_face_px * 5 / 6
+        # big enough to decide on; once it was, a box one detector step smaller is the detector's rounding (its
+        # boxes flicker between two steps while the face is between them), not a face that shrank
+        near = box.height * HOG_STEP >= self._decide_px
+        visible = whole and (box.height >= self._decide_px or (near and tr.first_visible_t is not None))
         if not visible:
+            # approaching, one detector step from the decision size: embed now, on a clear view, so that the frame
+            # on which the face is big enough needs no embedding (the ~100 ms it takes are spent while it comes)
+            if tr.decided is None and tr.embedding is None and whole and near and box.score >= s.approach_score:
+                self._embed(tr, rgb, box, approach=True)
             return self._loitering(tr, bgr, t) if tr.decided == "stranger" else []
         if tr.first_visible_t is None:
             tr.first_visible_t = t
         quality = box.score
         if (
             tr.embedding is None
+            or (tr.approach and not self._clear(tr))
             or (tr.embeddings < 2 and tr.embed_quality < s.poor_score and quality > tr.embed_quality)
             or (tr.embeddings < 2 and self._ambiguous(tr) and box.height >= 1.2 * tr.embed_height)
         ):
-            tr.embedding = self.engine.embed(rgb, box)
-            tr.embed_quality = quality
-            tr.embed_height = box.height
-            tr.embeddings += 1
-            self.stats.embeddings += 1
-            tr.match = self._gallery().search(tr.embedding)
-            tr.snapshot = _face_jpeg(bgr, box)
+            self._embed(tr, rgb, box)
         if tr.decided == "stranger":
             return self._loitering(tr, bgr, t)
         if tr.hits < s.liveness_frames or (s.check_liveness and tr.checks < LIVENESS_CHECKS):
@@ -334,7 +359,7 @@ class GatePipeline:
                 GateOutcome(
                     t, "entry", tr.id, EntryMethod.FACE, match.resident, match.name, match.distance, True,
                     reason=f"{match.name or match.resident} recognised (distance {match.distance:.2f})",
-                    visible_t=tr.first_visible_t, snapshot=tr.snapshot,
+                    visible_t=tr.first_visible_t, snapshot=_face_jpeg(bgr, box),
                 )
             ]  # fmt: skip
         if tr.embeddings < 2 and (tr.embed_quality < s.poor_score or self._ambiguous(tr)) and tr.age < 3.0:
@@ -347,6 +372,23 @@ class GatePipeline:
             reason="no resident within the threshold", visible_t=tr.first_visible_t,
         )  # fmt: skip
         return [unknown, *self._loitering(tr, bgr, t)]
+
+    def _embed(self, tr: FaceTrack, rgb: Image, box: FaceBox, *, approach: bool = False) -> None:
+        """Embed the track's face in this frame and look it up (``approach``: before it reached the decision size)."""
+        tr.embedding = self.engine.embed(rgb, box)
+        tr.embed_quality = box.score
+        tr.embed_height = box.height
+        tr.approach = approach
+        if not approach:
+            tr.embeddings += 1
+        self.stats.embeddings += 1
+        tr.match = self._gallery().search(tr.embedding)
+
+    def _clear(self, tr: FaceTrack) -> bool:
+        """Whether an embedding taken on the approach settles the face: a clear match, or nobody near."""
+        m = tr.match
+        s = self.settings
+        return m is None or m.distance <= s.threshold - s.approach_margin or m.distance >= s.threshold + AMBIGUOUS_BAND
 
     def _ambiguous(self, tr: FaceTrack) -> bool:
         """Just over the threshold: a closer look (a bigger face) may settle it."""

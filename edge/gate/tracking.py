@@ -23,7 +23,8 @@ class FaceTrack:
     embedding: Embedding | None = None
     embed_quality: float = 0.0
     embed_height: int = 0  # face height when it was embedded
-    embeddings: int = 0  # how many times it was embedded (1, or 2 when the first was poor)
+    embeddings: int = 0  # how many times it was embedded at the decision size (1, or 2 when the first was poor)
+    approach: bool = False  # the embedding was taken on the approach (the face not yet at the decision size)
     match: Match | None = None
     decided: str | None = None  # "grant" / "refuse" / "stranger-pending"
     spoof_reason: str | None = None  # the last liveness check that failed, and why
@@ -31,7 +32,6 @@ class FaceTrack:
     spoof_strong: int = 0  # ... of them with a whole rectangle round the face
     checks: int = 0  # frames the liveness checks ran on (the face whole and big enough)
     stranger_reported: bool = False
-    snapshot: bytes | None = None
 
     @property
     def age(self) -> float:

@@ -64,6 +64,8 @@ def test_resident_is_let_in_once(engine: FaceEngine, gallery: GalleryIndex) -> N
     assert entry.method is EntryMethod.FACE and entry.distance is not None and entry.distance < 0.40
     assert [o.direction for o in out if o.what == "crossing"] == ["in"]
     assert p.stats.embeddings == 1  # one embedding for the whole visit, not one per frame
+    # taken on the approach: the door opens on the very frame the face first reaches the decision size
+    assert entry.visible_t is not None and entry.t == entry.visible_t
 
 
 @pytest.mark.parametrize("lighting", ["dusk", "night"])

@@ -300,3 +300,116 @@ def test_the_original_photo_has_no_frame_around_the_face() -> None:
 def test_a_face_box_off_the_frame_is_no_reason() -> None:
     grey = np.zeros((100, 100), dtype=np.uint8)
     assert frame_around_face(grey, FaceBox(200, 200, 260, 260)) is None  # an empty region
+
+
+# --------------------------------------------------------------------------- the pipeline's timing of embeddings
+
+
+class ScriptedEngine(FaceEngine):
+    """A face engine without models: ``detect`` returns the box scripted for the current frame, ``embed`` a unit
+    vector at the scripted distance from the resident's embedding (and both record what they were asked)."""
+
+    def __init__(self, boxes: dict[int, FaceBox], distances: dict[int, float]) -> None:  # no models loaded
+        self.boxes = boxes
+        self.distances = distances
+        self.frame = 0
+        self.scales: set[float] = set()
+        self.embedded: list[int] = []  # frames an embedding was taken on
+
+    def detect(
+        self,
+        rgb: Frame,
+        *,
+        scale: float = 1.0,
+        roi: tuple[int, int, int, int] | None = None,
+        upsample: int = 0,
+        min_score: float = 0.0,
+    ) -> list[FaceBox]:
+        self.scales.add(scale)
+        box = self.boxes.get(self.frame)
+        return [] if box is None else [box]
+
+    def embed(self, rgb: Frame, box: FaceBox) -> npt.NDArray[np.float32]:
+        self.embedded.append(self.frame)
+        d = self.distances[self.frame]
+        cos = 1.0 - d * d / 2.0  # |q - e0|^2 = 2 - 2 cos
+        q = np.zeros(128, dtype=np.float32)
+        q[0], q[1] = cos, np.sqrt(1.0 - cos * cos)
+        return q
+
+
+RESIDENT = np.zeros((1, 128), dtype=np.float32)
+RESIDENT[0, 0] = 1.0
+
+
+def face(height: int, score: float) -> FaceBox:
+    return FaceBox(300, 100, 300 + height, 100 + height, score)
+
+
+def run_pipeline(
+    boxes: dict[int, FaceBox], distances: dict[int, float], frames: int = 16
+) -> tuple[list[tuple[int, str, str | None]], ScriptedEngine]:
+    """The pipeline (threshold 0.40, min_face_px 120: decisions from 100 px) on plain frames with a dark rectangle
+    moving along the bottom (motion, far from the face); (frame, what, person) of each outcome."""
+    from edge.gate.gallery import GalleryIndex
+    from edge.gate.pipeline import GatePipeline, VisionSettings
+
+    engine = ScriptedEngine(boxes, distances)
+    index = GalleryIndex(["r-a"], ["A"], RESIDENT)
+    pipe = GatePipeline(settings=VisionSettings(), engine=engine, gallery=lambda: index)
+    out: list[tuple[int, str, str | None]] = []
+    for k in range(frames):
+        engine.frame = k
+        f = np.full((H, W, 3), 140, dtype=np.uint8)
+        f[400:460, 20 + 12 * k : 80 + 12 * k] = 30
+        out += [(k, o.what, o.person) for o in pipe.process(f, k * 0.04)]
+    return out, engine
+
+
+def approaching(first: int, score: float, last_small: int = 9, frames: int = 16) -> dict[int, FaceBox]:
+    """A face one detector step under the decision size (92 px) from ``first``, at it (109 px) after ``last_small``.
+
+    The moving area is searched for new faces on odd frames (``search_every`` 2): ``first`` odd is found at once.
+    """
+    return {k: face(92, score) if k <= last_small else face(109, 1.5) for k in range(first, frames)}
+
+
+def test_the_detector_runs_at_the_scale_where_its_smallest_face_is_the_decision_size() -> None:
+    # min_face_px 120, decisions within one 1.2x detector step of it (100 px): 80 px (dlib's smallest) / 100 px
+    _, engine = run_pipeline(approaching(1, 1.5), {1: 0.2})
+    assert engine.scales == {0.8}
+
+
+def test_a_clear_look_on_the_approach_is_embedded_then_and_the_door_opens_on_the_first_frame_big_enough() -> None:
+    out, engine = run_pipeline(approaching(1, 1.5), {1: 0.2})
+    assert engine.embedded == [1]  # on the approach (92 px), not on the decision frame
+    assert out == [(10, "entry", "r-a")]  # the first frame at 109 px: detection only, no embedding
+
+
+def test_an_unclear_view_on_the_approach_is_not_embedded_before_the_decision_size() -> None:
+    out, engine = run_pipeline(approaching(1, 0.6), {10: 0.2})  # detector score under approach_score (1.0)
+    assert engine.embedded == [10]
+    assert out == [(10, "entry", "r-a")]
+
+
+@pytest.mark.parametrize("early", [0.37, 0.45])
+def test_a_match_near_the_threshold_on_the_approach_is_looked_at_again_at_the_decision_size(early: float) -> None:
+    # 0.37: inside the threshold (0.40) but not by approach_margin (0.05); 0.45: just outside it
+    out, engine = run_pipeline(approaching(1, 1.5), {1: early, 10: 0.2})
+    assert engine.embedded == [1, 10]
+    assert out == [(10, "entry", "r-a")]
+
+
+def test_nobody_near_on_the_approach_is_a_stranger_without_a_second_embedding() -> None:
+    out, engine = run_pipeline(approaching(1, 1.5), {1: 0.7})
+    assert engine.embedded == [1]
+    assert out == [(10, "unknown", None)]
+
+
+def test_a_face_already_big_enough_is_still_big_enough_when_its_box_drops_one_detector_step() -> None:
+    # 109 px on a poor view (embedded, then a better one awaited), then 92 px (the detector's rounding) on a
+    # better view: looked at again and decided there, not when the box happens to come back to 109 px
+    boxes = approaching(1, 0.5) | {10: face(109, 0.2), 11: face(92, 0.3), 12: face(92, 0.3)}
+    out, engine = run_pipeline(boxes, {10: 0.2, 11: 0.2})
+    assert engine.embedded == [10, 11]
+    assert out == [(11, "entry", "r-a")]
