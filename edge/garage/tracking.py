@@ -309,7 +309,9 @@ class Tracker:
         grow = tr.vmax() * unseen
         graph = self.model.graph
         if tr.cls is TrackClass.PEDESTRIAN:
-            return graph.around(site.pos, site.range_m + grow + g.pedestrian_m)
+            # a presence sensor cannot tell a person from a car in its range: the car beside the person who took
+            # its sensor's rising edge must still be lit ahead_m ahead, so people are lit at least that far round
+            return graph.around(site.pos, site.range_m + grow + max(g.pedestrian_m, g.ahead_m))
         v = tr.speed if tr.speed > 0 else V_ASSUMED
         lead = max(g.ahead_m, v * g.ahead_s) + tr.vmax() * latency_s
         reach = site.range_m + grow + lead

@@ -668,7 +668,8 @@ def simulate(
         if progress is not None and steps % 2000 == 0:
             progress(t)
         # nobody around and nothing changing: jump to the next arrival
-        nothing = not active and not bus._pending and not waiting and not cut
+        # (agents waiting for another can only start after one that has not started yet: they need no ticks)
+        nothing = not active and not bus._pending and not cut
         if skip_idle and nothing:
             if idle_since is None:
                 idle_since = t
