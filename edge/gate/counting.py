@@ -7,10 +7,14 @@ is the sign of the 2-D cross product ``(b - a) x (p - a)`` in image
 coordinates (y grows downwards); ``inside`` says which sign is inside the
 community: "left" is a negative cross product (left of a->b as seen on the screen).
 
-A crossing counts once the blob has stayed across for ``confirm_s`` (or left
-the view on the far side): a card or a photo lowered over the line and raised
-again, or feet wobbling on it (a band either side of the line is ignored),
-are not passages.
+A crossing counts once the blob is still seen across the line ``confirm_s``
+after it crossed, or when it leaves the view over a frame edge on the far side
+(seen across at least twice, its box touching that edge). A blob that crosses
+and then vanishes short of the edge, or whose bottom jumps back over the line
+(too far to follow: a new blob takes over and the old one is never seen
+again), is not a passage: that is a card or a photo lowered over the line and
+raised again. Feet wobbling on the line are not crossings either (a band
+either side of the line is ignored).
 
 Blobs of two people walking close together can merge; a blob much wider than
 one person at that depth is counted as several (by width against the
@@ -62,6 +66,7 @@ class LineCounter:
         band_frac: float = 0.02,
         confirm_s: float = 0.4,
         history: int = 300,
+        edge_frac: float = 0.03,
     ) -> None:
         self.line = line
         self.inside_sign = -1.0 if inside == "left" else 1.0
@@ -69,6 +74,7 @@ class LineCounter:
         self.min_area_frac = min_area_frac
         self.person_width_frac = person_width_frac  # a person's width at the door line, share of the frame
         self.confirm_s = confirm_s  # a crossing counts once the blob stays across for this long
+        self.edge_frac = edge_frac  # a box this close (share of the frame height) to a frame edge touches it
         self.band_frac = band_frac  # feet must be this far (share of the frame height) past the line to count
         self._mog = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=32, detectShadows=True)
         self._kernel_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
@@ -161,12 +167,40 @@ class LineCounter:
             taken.add(best.id)
         for blob in list(self._blobs.values()):
             gone = t - blob.last_t > 1.0
-            if blob.pending is not None and (gone or t - blob.pending.t >= self.confirm_s):
-                crossings.append(blob.pending)  # stayed on the other side (or walked out of view there)
-                blob.pending = None
+            if blob.pending is not None:
+                if blob.id in taken and t - blob.pending.t >= self.confirm_s:
+                    crossings.append(blob.pending)  # still seen across the line after confirm_s: a passage
+                    blob.pending = None
+                elif blob.id not in taken and blob.last_t > blob.pending.t and self._left_over_far_edge(blob):
+                    # seen across more than once and walked out of the view on the far side (a blob that jumps to
+                    # the frame edge in one frame and vanishes is a merge or a ghost of the background model)
+                    crossings.append(blob.pending)
+                    blob.pending = None
+                elif gone:
+                    # vanished short of the frame edge, or jumped back over the line (a new blob took its place):
+                    # a photo or a card lowered over the line and raised again, not a passage
+                    blob.pending = None
             if gone:
                 del self._blobs[blob.id]
         return crossings
+
+    def _left_over_far_edge(self, blob: _Blob) -> bool:
+        """Whether the blob, last seen across the line, touched a frame edge on that side (it walked out there)."""
+        assert self.size is not None
+        w, h = self.size
+        x0, y0, x1, y1 = blob.box
+        m = max(1.0, self.edge_frac * h)
+        cx = (x0 + x1) / 2
+        points: list[tuple[float, float]] = []
+        if y1 >= h - m:
+            points.append((cx, float(h)))
+        if y0 <= m:
+            points.append((cx, 0.0))
+        if x0 <= m:
+            points.append((0.0, float(y1)))
+        if x1 >= w - m:
+            points.append((float(w), float(y1)))
+        return any(self._side(p) * blob.side > 0 for p in points)
 
     def _people_in(self, box: tuple[int, int, int, int]) -> int:
         assert self.size is not None

@@ -170,7 +170,8 @@ def walk(
     return out
 
 
-DOWN = [(320.0, 250.0 + 10 * k) for k in range(22)]  # feet from y=250 to y=460: across y = 0.82 * 480 = 393.6
+# feet from y=250 down to the bottom edge (y=480, out of the view there): across y = 0.82 * 480 = 393.6
+DOWN = [(320.0, 250.0 + 10 * k) for k in range(24)]
 
 
 def test_walking_down_across_the_line_is_one_crossing_in() -> None:
@@ -181,14 +182,16 @@ def test_walking_down_across_the_line_is_one_crossing_in() -> None:
 
 
 def test_walking_up_across_the_line_is_one_crossing_out() -> None:
-    (c,) = walk(DOWN[::-1])
+    # a shorter block: walking away, the rows at its feet stay dark longest and a flat 200-px block has them learnt
+    # into the background (its feet jump back up, not a passage) before it has been across for confirm_s
+    (c,) = walk(DOWN[::-1], height=120)
     assert (c.direction, c.people) == ("out", 1)
     assert (40 + 7) / 25 - 0.001 <= c.t <= (40 + 10) / 25  # from the frame the feet are at y=390, above the line
 
 
 def test_the_inside_side_decides_the_direction() -> None:
     assert [c.direction for c in walk(DOWN, inside="left")] == ["out"]
-    assert [c.direction for c in walk(DOWN[::-1], inside="left")] == ["in"]
+    assert [c.direction for c in walk(DOWN[::-1], inside="left", height=120)] == ["in"]
 
 
 def test_walking_along_the_line_is_no_crossing() -> None:
@@ -220,6 +223,42 @@ def test_a_blob_two_and_a_half_people_wide_counts_as_several() -> None:
     assert three.people == 3
     (wide_one,) = walk(DOWN, persons=1.4)
     assert wide_one.people == 1  # under 1.6 person widths: one (broad) person
+
+
+def test_a_blob_that_crosses_and_stays_across_is_counted_once() -> None:
+    stay = DOWN[:17] + [DOWN[16]] * 25  # feet past the line from frame 15 (y=400), standing at y=410 for 1 s
+    (c,) = walk(stay)
+    assert (c.direction, c.people) == ("in", 1)
+    assert abs(c.t - (40 + 16) / 25) < 0.001  # the first frame clear of the band (y=410)
+
+
+def test_a_blob_that_crosses_and_leaves_over_the_far_edge_at_once_is_counted() -> None:
+    # across the line for only 0.2 s (frames 15-20: y=400..450) before its feet jump to the bottom edge and it is
+    # gone: shorter than confirm_s, counted because it left the view on the far side
+    fast = DOWN[:21] + [(320.0, 480.0)] * 2
+    (c,) = walk(fast)
+    assert (c.direction, c.people) == ("in", 1)
+    assert abs(c.t - (40 + 16) / 25) < 0.001  # the first frame clear of the band (y=410)
+
+
+def test_a_blob_that_crosses_and_jumps_back_is_no_crossing() -> None:
+    # a photo lowered over the line and raised again: the bottom of the blob goes past the line for 0.16 s, then
+    # jumps back 120 px (further than a blob may move between frames: a new blob) and stays above the line
+    assert walk(DOWN[:19] + [(320.0, 300.0)] * 40) == []
+
+
+def test_a_blob_that_crosses_and_vanishes_short_of_the_edge_is_no_crossing() -> None:
+    # across for 0.16 s (y=400..430), then gone while still 50 px above the bottom edge
+    assert walk(DOWN[:19]) == []
+    # the same with the feet across for 0.44 s (past confirm_s) before it vanishes: counted
+    (c,) = walk(DOWN[:15] + [(320.0, 410.0)] * 12)
+    assert c.direction == "in"
+
+
+def test_a_blob_that_touches_the_near_edge_only_is_no_crossing() -> None:
+    # a tall blob whose top touches the top edge (the near side of the line) and whose feet are 0.16 s past the
+    # line when it vanishes: the top edge is not on the far side
+    assert walk(DOWN[:19], height=440) == []
 
 
 # --------------------------------------------------------------------------- liveness: a frame around the face
