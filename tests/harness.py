@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.app import EdgeApp, read_password
 from sc.config.loader import LoadedConfig, load_site_config
-from sc.contracts.messages import Event, decode
+from sc.contracts.messages import Command, CommandAck, Event, decode, encode
 from sc.contracts.topics import Kind, Topic
 from sc.mosquitto import MosquittoProcess, free_port, wait_port
 from sc.waiting import wait_until
@@ -136,6 +136,24 @@ class Collector:
 
     def events(self) -> list[Event]:
         return [decode(Event, m.payload) for m in self.of_kind(Kind.EVENT)]
+
+    def ack_of(self, command_id: str) -> CommandAck | None:
+        for m in self.of_kind(Kind.CMD_ACK):
+            ack = decode(CommandAck, m.payload)
+            if ack.id == command_id:
+                return ack
+        return None
+
+    def command(self, topic: str, cmd: Command, *, tries: int = 3, wait_s: float = 5.0) -> CommandAck:
+        """Send ``cmd`` as the cloud does (cloud/gates/sync.py): resend an unanswered command with the same id;
+        return the gateway's ack (the test fails if none comes)."""
+        for _ in range(tries):
+            self.client.publish(topic, encode(cmd), qos=1).wait_for_publish(wait_s)
+            if wait_until(lambda: self.ack_of(cmd.id) is not None, wait_s):
+                break
+        ack = self.ack_of(cmd.id)
+        assert ack is not None, f"no answer to {cmd.name.value} on {topic}"
+        return ack
 
     def dropped(self) -> int | None:
         with self._lock:

@@ -8,12 +8,11 @@ and the benches, so they all measure distances the same way.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from devices.lighting import write_levels_s
 from sc.config.schema import Garage, LaneKind, SensorKind, SerialBusConfig
-from sc.lanes import LaneGraph, LanePos, Span, merge
+from sc.lanes import LaneGraph, LanePos, Span
 
 __all__ = ["GarageModel", "LightSite", "SensorSite"]
 
@@ -143,9 +142,3 @@ class GarageModel:
             if a - 1e-6 <= pos.s <= b + 1e-6 and (li in full if isinstance(full, set) else full[li]):
                 return True
         return False
-
-    def zone(self, pos: LanePos, r: float) -> list[Span]:
-        return merge(self.graph.around(pos, r))
-
-    def distance_to(self, pos: LanePos, targets: list[LanePos]) -> float:
-        return min((self.graph.distance(pos, t) for t in targets), default=math.inf)

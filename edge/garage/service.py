@@ -85,6 +85,7 @@ class GarageService:
         buses = {b.id: b for b in gateway.buses}
         self.model = GarageModel.build(garage, buses)
         self.controller = GarageController(self.model)
+        self._controllers = {c.id: c for c in garage.controllers}
         self.links = {c.id: ControllerLink(c.id, c.groups, garage.refresh_s) for c in garage.controllers}
         self.fire_devices = fire_devices_of(garage, gateway)
         self._module_fails: dict[str, int] = {m.id: 0 for m in garage.sensor_modules}
@@ -106,6 +107,7 @@ class GarageService:
         self.decision_ms: list[float] = []  # input change read -> writes issued (compute)
         self.command_ms: list[float] = []  # input change read -> last write confirmed
         self._last_bits: dict[str, list[bool]] = {}
+        self._snapshot: dict[str, Any] = self.controller.snapshot()
         self.dead = False
 
     # ---------------------------------------------------------------- running
@@ -159,7 +161,7 @@ class GarageService:
                 continue  # a dead controller is tried now and then, not every tick: its timeouts hold the bus
             ws = link.writes(read_at, plan.levels[cid], fire=plan.fire, full=self.garage.levels.full_pct)
             if ws:
-                writes.setdefault(self.model.garage.controllers[self._ci(cid)].bus, []).extend(ws)
+                writes.setdefault(self._controllers[cid].bus, []).extend(ws)
         if changed:
             self.decision_ms.append((self.clock() - read_at) * 1000)
             del self.decision_ms[:-_LATENCY_WINDOW]
@@ -169,9 +171,8 @@ class GarageService:
             del self.command_ms[:-_LATENCY_WINDOW]
         await self._check_status(read_at)
         self._dispatch(self.controller.take_alerts())
-
-    def _ci(self, cid: str) -> int:
-        return next(i for i, c in enumerate(self.garage.controllers) if c.id == cid)
+        # what health() shows: taken here, on the loop, so the health thread never reads state being changed
+        self._snapshot = self.controller.snapshot()
 
     async def _poll_bus(self, bus_id: str, modules: list[SensorModule]) -> bool:
         bus = self._bus_for(bus_id)
@@ -225,8 +226,7 @@ class GarageService:
             try:
                 if bus is None:
                     raise DeviceReadError(f"bus {bus_id} is not open")
-                c = self.garage.controllers[self._ci(w.controller)]
-                await bus.write_registers(c.unit, w.address, list(w.values))
+                await bus.write_registers(self._controllers[w.controller].unit, w.address, list(w.values))
             except DeviceReadError as exc:
                 link.failed()
                 self.counters["write_failures"] += 1
@@ -337,9 +337,8 @@ class GarageService:
     # ---------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:
-        snap = self.controller.snapshot()
         return {
-            **snap,
+            **self._snapshot,
             "counters": dict(self.counters),
             "decision_ms": {"p50": round(_pct(self.decision_ms, 50), 3), "p99": round(_pct(self.decision_ms, 99), 3)},
             "command_ms": {"p50": round(_pct(self.command_ms, 50), 1), "p99": round(_pct(self.command_ms, 99), 1)},

@@ -36,7 +36,7 @@ from typing import Protocol
 
 from devices.lighting import BROADCAST_REGISTER, read_inputs_s, write_levels_s
 from edge.garage.commands import CONTROLLER_OFFLINE_AFTER, MODULE_PROBE_S, ControllerLink, Write
-from edge.garage.control import GarageController, Plan
+from edge.garage.control import Plan
 from edge.garage.model import GarageModel
 from sc.config.schema import LaneKind, SensorKind
 from sc.lanes import LaneGraph, LanePos, span_contains
@@ -47,7 +47,6 @@ __all__ = [
     "LightingBus",
     "Result",
     "SensorField",
-    "Trip",
     "Violation",
     "day_traffic",
     "random_traffic",
@@ -221,13 +220,6 @@ class Agent:
         return out
 
 
-@dataclass
-class Trip:
-    """What the generator made: the agents of one visit."""
-
-    agents: list[Agent]
-
-
 def _spaces(model: GarageModel) -> list[LanePos]:
     g = model.graph
     spots = []
@@ -245,7 +237,7 @@ def _spaces(model: GarageModel) -> list[LanePos]:
     return spots
 
 
-def _arrival(model: GarageModel, rng: random.Random, t: float, n: int, *, reverse: bool = False) -> Trip:
+def _arrival(model: GarageModel, rng: random.Random, t: float, n: int, *, reverse: bool = False) -> list[Agent]:
     g = model.graph
     entrance = rng.choice(model.entrances)
     spot = rng.choice(_spaces(model))
@@ -272,7 +264,7 @@ def _arrival(model: GarageModel, rng: random.Random, t: float, n: int, *, revers
         [Move(wait_s=rng.uniform(3.0, 40.0)), Move(tuple(route(g, spot, lobby)), walk)],
         accel=1.0,
     )
-    return Trip([car, _after(car, driver)])
+    return [car, _after(car, driver)]
 
 
 def _after(first: Agent, second: Agent) -> Agent:
@@ -282,7 +274,7 @@ def _after(first: Agent, second: Agent) -> Agent:
     return second
 
 
-def _departure(model: GarageModel, rng: random.Random, t: float, n: int) -> Trip:
+def _departure(model: GarageModel, rng: random.Random, t: float, n: int) -> list[Agent]:
     g = model.graph
     spot = rng.choice(_spaces(model))
     lobby = rng.choice(model.lobbies) if model.lobbies else spot
@@ -294,7 +286,7 @@ def _departure(model: GarageModel, rng: random.Random, t: float, n: int) -> Trip
         math.inf,
         [Move(wait_s=rng.uniform(5.0, 20.0)), Move(tuple(route(g, spot, exit_)), rng.uniform(2.0, 5.5))],
     )
-    return Trip([walker, _after(walker, car)])
+    return [walker, _after(walker, car)]
 
 
 def random_traffic(model: GarageModel, seed: int, *, duration_s: float = 240.0, visits: int = 6) -> list[Agent]:
@@ -305,7 +297,7 @@ def random_traffic(model: GarageModel, seed: int, *, duration_s: float = 240.0, 
         t = rng.uniform(0, duration_s * 0.5)
         kind = rng.random()
         trip = _departure(model, rng, t, n) if kind < 0.4 else _arrival(model, rng, t, n, reverse=(n == 0))
-        agents += trip.agents
+        agents += trip
     return agents
 
 
@@ -320,8 +312,8 @@ def day_traffic(model: GarageModel, seed: int, *, cars: int = 300, hours: float 
         return rng.uniform(6 * 3600, 22 * 3600)
 
     for n in range(cars):
-        agents += _departure(model, rng, when(8 * 3600), n).agents
-        agents += _arrival(model, rng, when(18.5 * 3600), n, reverse=rng.random() < 0.1).agents
+        agents += _departure(model, rng, when(8 * 3600), n)
+        agents += _arrival(model, rng, when(18.5 * 3600), n, reverse=rng.random() < 0.1)
     agents.sort(key=lambda a: a.start)
     return agents
 
@@ -511,7 +503,6 @@ class Result:
     steps: int
     agents: int
     log: list[LevelChange]
-    levels_at: Callable[[float], list[int]] | None = None
     events: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -704,7 +695,3 @@ def simulate(
 
 def _where(model: GarageModel, pos: LanePos) -> str:
     return model.graph.describe_pos(pos)
-
-
-def ours(model: GarageModel) -> GarageController:
-    return GarageController(model)

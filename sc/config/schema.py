@@ -497,9 +497,6 @@ class Garage(_Config):
         "devices located at the garage)",
     )
 
-    def device_ids(self) -> list[str]:
-        return [*(c.id for c in self.controllers), *(m.id for m in self.sensor_modules), *(s.id for s in self.sensors)]
-
 
 class DepartmentKind(StrEnum):
     PROPERTY = "property"  # 物业: the property company's engineering team

@@ -40,7 +40,6 @@ from sc.contracts.messages import (
     EventKind,
     EventState,
     GatePayload,
-    decode,
     encode,
 )
 from sc.contracts.topics import Kind, Topic
@@ -212,22 +211,7 @@ def test_gallery_commands_and_remote_open(tmp_path: Path, door: DoorControllerSi
             assert wait_until(lambda: edge.app.conn.connected and bool(col.of_kind(Kind.STATUS)), 15)
 
             def send(cmd: Command) -> CommandAck:
-                def ack() -> CommandAck | None:
-                    for m in col.of_kind(Kind.CMD_ACK):
-                        a = decode(CommandAck, m.payload)
-                        if a.id == cmd.id:
-                            return a
-                    return None
-
-                # as the cloud does (cloud/gates/sync.py): resend an unanswered command, same id
-                for _ in range(3):
-                    cloud.publish(topic, encode(cmd), qos=1).wait_for_publish(5)
-                    if wait_until(lambda: ack() is not None, 5):
-                        break
-                assert ack() is not None, cmd.name
-                got = ack()
-                assert got is not None
-                return got
+                return col.command(topic, cmd)
 
             put = send(
                 Command(
