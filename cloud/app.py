@@ -1,7 +1,8 @@
 """The cloud daemon (``sc cloud run``): starts its parts in order, stops them in reverse.
 
     database (schema checked) -> telemetry writer -> ingest worker -> MQTT consumer
-    -> escalation scheduler -> gate link (gallery sync, remote open) -> health endpoint -> API
+    -> escalation scheduler -> gate link (gallery sync, remote open; garages' commands and live state)
+    -> health endpoint -> API
 
 Run several with different ``--instance`` names against one broker: the
 shared subscription splits the stream and the database keeps every event and
@@ -29,11 +30,13 @@ from sc.secrets import SecretError, read_password
 from sc.waiting import wait_until
 
 from .db.engine import SchemaError, make_engine, make_sessions, require_current
+from .garages.view import GarageView
 from .gates.sync import GateLink
 from .ingest.consumer import Inbound, IngestConsumer
 from .ingest.worker import IngestWorker
 from .scheduler import EscalationScheduler
 from .settings import CloudSettings
+from .telemetry.history import TelemetryHistory
 from .telemetry.influx import InfluxWriter, to_line
 from .workorders.routing import Router, RoutingError
 from .workorders.store import EventOutcome
@@ -89,6 +92,7 @@ class CloudApp:
         self._api_server: Any = None
         self.api_port: int | None = None
         self.gate_link: GateLink | None = None
+        self.garage_view: GarageView | None = None
 
     def start(self) -> None:
         site = self.loaded.site
@@ -128,12 +132,15 @@ class CloudApp:
             sessions=self.sessions, router=self.router, interval_s=s.escalation_interval_s, clock=self.clock
         )
         self.scheduler.start()
-        if site.gates:
+        if site.garages:
+            self.garage_view = GarageView(site, clock=self.clock)
+        if site.gates or site.garages:
             self.gate_link = GateLink(
                 site=site, sessions=self.sessions,
                 credentials=MqttCredentials(site.cloud_account.username, self._password()),
                 client_id=f"{site.cloud_account.username}-gates-{s.instance}", interval_s=s.gate_sync_interval_s,
                 ack_timeout_s=s.gate_ack_timeout_s, retry_max_s=s.gate_retry_max_s, clock=self.clock,
+                garages=self.garage_view,
             )  # fmt: skip
             try:
                 self.gate_link.start()
@@ -162,7 +169,8 @@ class CloudApp:
         ctx = ApiContext(
             site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
             token_ttl=timedelta(hours=s.token_ttl_h), media_dir=Path(s.media_dir), pass_key=self._pass_key(s),
-            gates=self.gate_link, door_open_timeout_s=s.door_open_timeout_s,
+            gates=self.gate_link, door_open_timeout_s=s.door_open_timeout_s, telemetry=self._history(s),
+            garages=self.garage_view,
         )  # fmt: skip
         self.api_port = s.api_port or free_port()
         config = uvicorn.Config(
@@ -174,6 +182,19 @@ class CloudApp:
         if not wait_port(self.api_port, 10, host=s.api_host):
             raise CloudStartupError(f"the API did not start on {s.api_host}:{self.api_port}")
         log.info("API at http://%s:%d/docs", s.api_host, self.api_port)
+
+    def _history(self, s: CloudSettings) -> TelemetryHistory | None:
+        """The readings reader for the API, from the writer's settings (None: no InfluxDB 1.x)."""
+        if not s.influx_url:
+            return None
+        try:
+            return TelemetryHistory(
+                url=s.influx_url, database=s.influx_database, token=s.influx_token, org=s.influx_org,
+                bucket=s.influx_bucket,
+            )  # fmt: skip
+        except ValueError as exc:
+            log.warning("the API will not serve readings: %s", exc)
+            return None
 
     def _pass_key(self, s: CloudSettings) -> Any:
         from sc.passes import generate_key, load_private_key
@@ -235,5 +256,6 @@ class CloudApp:
             "queue": self.worker.inbox.qsize(),
             "escalated": self.scheduler.escalated,
             "gates": self.gate_link.health() if self.gate_link else None,
+            "garages": self.garage_view.health() if self.garage_view else None,
             "telemetry": self.influx.stats() if self.influx else None,
         }

@@ -36,7 +36,7 @@ from sc.contracts.messages import (
 )
 from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
 from sc.health import HealthServer
-from sc.mqtt import AuthRefused, MqttConnection, MqttCredentials
+from sc.mqtt import AuthRefused, MqttConnection, MqttCredentials, MqttError
 from sc.passes import load_public_key
 from sc.secrets import SecretError
 from sc.secrets import read_password as _read_password
@@ -275,10 +275,21 @@ class EdgeApp:
                 emit=self.sink.event,
                 set_status=self.sink.device_status,
                 bus_for=self.sensors.buses.get,
+                publish_state=self._publish_state,
             )
             self.sink.observers.append(svc.on_event)
             garages[garage.id] = svc
         return garages
+
+    def _publish_state(self, device: str, payload: bytes) -> bool:
+        """A device's live state, retained, QoS 0; False (not sent, not queued) while the broker is down."""
+        if not self.conn.connected:
+            return False
+        try:
+            self.conn.publish(self._topic(Kind.STATE, device), payload, qos=0, retain=True)
+        except MqttError:
+            return False
+        return True
 
     async def _heartbeat(self) -> None:
         while True:

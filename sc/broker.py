@@ -3,7 +3,7 @@
 Every gateway, every MQTT-native device and the cloud ingester gets its own
 account. The ACL lets each publish only under its own topics:
 
-* a gateway writes ``status|telemetry|event|snapshot|cmd-ack`` under
+* a gateway writes ``status|telemetry|event|snapshot|cmd-ack|state`` under
   ``sc/v1/{site}/{gateway}/...`` and reads only its own ``cmd`` and
   ``uplink`` topics;
 * an MQTT-native device writes only its own ``uplink`` topic and reads its
@@ -44,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GATEWAY_WRITES = (Kind.STATUS, Kind.TELEMETRY, Kind.EVENT, Kind.SNAPSHOT, Kind.CMD_ACK)
+GATEWAY_WRITES = (Kind.STATUS, Kind.TELEMETRY, Kind.EVENT, Kind.SNAPSHOT, Kind.CMD_ACK, Kind.STATE)
 
 
 @dataclass(frozen=True)

@@ -341,15 +341,22 @@ def demo(
     scenario: Annotated[Path, typer.Option(help="scenario to play")] = REPO / "configs" / "scenarios" / "demo.yaml",
     speed: Annotated[float, typer.Option(help="scenario time runs this many times faster")] = 1.0,
     duration: Annotated[
-        float | None, typer.Option(help="stop after this many seconds (default: the scenario's)")
+        float | None, typer.Option(help="stop after this many seconds (default: run until Ctrl-C)")
+    ] = None,
+    api_port: Annotated[int, typer.Option(help="the control room and the API on this port (0: any free)")] = 8000,
+    password: Annotated[
+        str | None, typer.Option(help="the demo users' password (default: a random one, printed)")
     ] = None,
     log_level: LogLevel = "WARNING",
 ) -> None:
-    """Everything on this machine: a private Mosquitto, simulated devices, the edge gateways and a live feed."""
+    """Everything on this machine: a private Mosquitto, simulated devices, the edge gateways, the cloud and the
+    control-room page, with a live feed on the console."""
     setup_logging(log_level)
     from sc.demo import run_demo
 
-    raise typer.Exit(run_demo(_load(config), scenario=scenario, speed=speed, duration=duration))
+    raise typer.Exit(
+        run_demo(_load(config), scenario=scenario, speed=speed, duration=duration, api_port=api_port, password=password)
+    )
 
 
 # --------------------------------------------------------------------------- gate installer tools

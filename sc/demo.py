@@ -1,71 +1,224 @@
-"""``sc demo``: the whole sensor path on one machine.
+"""``sc demo``: the whole system on one machine, and the control room to watch it.
 
-A private Mosquitto on a free port (accounts and ACL generated from the
-config), the simulated devices of every gateway playing a scenario, one edge
-gateway per simulated gateway, and a live feed of what reaches the broker.
+:class:`DemoStack` starts, in order: a private Mosquitto on a free port
+(accounts and ACL generated from the config), a private InfluxDB when
+``influxd`` is installed, the cloud (SQLite, ingesters, API and the
+control-room page) with a sign-in for the operator and every grid worker of
+the config, the residents the gate cameras know, the simulated devices of every
+gateway playing a scenario, and one edge gateway per simulated gateway (in a
+thread with its own event loop). :meth:`DemoStack.stop` stops them in reverse.
+``sc demo`` prints what reaches the broker and each work order opened, and the
+browser tests drive the same stack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import shutil
 import signal
+import threading
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sc.config.loader import LoadedConfig
 
 if TYPE_CHECKING:
+    from cloud.app import CloudApp
+    from cloud.monitor import Monitor
+    from cloud.workorders.store import EventOutcome
     from edge.app import EdgeApp
     from firmware_sim.runner import SimulatorThread
+    from sc.config.schema import SiteConfig
+    from sc.influxd import InfluxProcess
+    from sc.mosquitto import MosquittoProcess
 
-__all__ = ["run_demo"]
+__all__ = ["DemoStack", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: float | None) -> int:
+class DemoStack:
+    """Everything ``sc demo`` runs, started in order by :meth:`start` and stopped in reverse by :meth:`stop`."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        scenario: Path,
+        speed: float = 1.0,
+        password: str | None = None,
+        workdir: Path | None = None,
+        api_port: int = 0,
+        monitor: bool = False,
+        on_outcomes: Callable[[list[EventOutcome]], None] | None = None,
+        show_garages: bool = False,
+    ) -> None:
+        self.loaded = loaded
+        self.scenario = scenario
+        self.speed = speed
+        self.password = password or secrets.token_urlsafe(9)
+        self.workdir = workdir or loaded.resolve("../run/demo")
+        self.api_port = api_port
+        self.with_monitor = monitor
+        self.on_outcomes = on_outcomes
+        self.show_garages = show_garages
+        self.broker: MosquittoProcess | None = None
+        self.influx: InfluxProcess | None = None
+        self.cloud: CloudApp | None = None
+        self.monitor: Monitor | None = None
+        self.sim: SimulatorThread | None = None
+        self.apps: list[EdgeApp] = []
+        self.users: list[str] = []
+        self._edges: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._edge_stop: asyncio.Event | None = None
+        self._edges_up = threading.Event()
+
+    @property
+    def site(self) -> SiteConfig:
+        return self.cfg.site
+
+    @property
+    def api_url(self) -> str:
+        assert self.cloud is not None and self.cloud.api_port is not None, "start() first"
+        return f"http://127.0.0.1:{self.cloud.api_port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "cloud.db"
+
+    def start(self) -> DemoStack:
+        from cloud.app import CloudApp
+        from cloud.db.engine import make_engine, make_sessions, migrate
+        from cloud.monitor import Monitor
+        from cloud.settings import CloudSettings
+        from edge.app import EdgeApp, read_password
+        from firmware_sim.runner import Simulator, SimulatorThread
+        from firmware_sim.scenario import load_scenario
+        from sc.mosquitto import MosquittoProcess
+
+        loaded = self.loaded
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.broker = MosquittoProcess(loaded, self.workdir / "broker").start()
+        site = loaded.site.model_copy(
+            update={"broker": loaded.site.broker.model_copy(update={"port": self.broker.port})}
+        )
+        camera_gateways = {g.gateway for g in site.gates if g.camera is not None}
+        demo_gateways = [g for g in site.gateways if g.devices or g.id in camera_gateways or _has_garage(site, g.id)]
+        site = site.model_copy(update={"gateways": [g.model_copy(update={"health_port": 0}) for g in site.gateways]})
+        self.cfg = LoadedConfig(site=site, path=loaded.path)
+        self.scenario_data = load_scenario(self.scenario)
+        assert site.cloud_account is not None
+        if self.with_monitor:
+            self.monitor = Monitor(self.cfg, read_password(self.cfg, site.cloud_account))
+            self.monitor.start()
+        self.db_path.unlink(missing_ok=True)
+        db_url = f"sqlite:///{self.db_path}"
+        engine = make_engine(db_url)
+        migrate(engine)
+        self._create_users(make_sessions(engine))
+        engine.dispose()
+        self.influx = _start_influx(self.workdir / "influx")
+        settings = CloudSettings(
+            database_url=db_url,
+            api_port=self.api_port,
+            influx_url=self.influx.url if self.influx else None,
+            media_dir=str(self.workdir / "media"),
+        )
+        self.cloud = CloudApp(self.cfg, settings, on_outcomes=self.on_outcomes)
+        self.cloud.start()
+        _enrol_demo_residents(self.cfg)
+        self.sim = SimulatorThread(Simulator(self.cfg, scenario=self.scenario_data, speed=self.speed, garage_traffic=0))
+        self.sim.start()
+        self.apps = [EdgeApp(self.cfg, g.id) for g in demo_gateways]
+        self._edges = threading.Thread(target=self._run_edges, name="demo-edges", daemon=True)
+        self._edges.start()
+        if not self._edges_up.wait(30):
+            raise RuntimeError("the demo's gateways did not start within 30 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._edge_stop is not None:
+            self._loop.call_soon_threadsafe(self._edge_stop.set)
+        if self._edges is not None:
+            self._edges.join(30)
+        if self.sim is not None:
+            self.sim.stop()
+        if self.monitor is not None:
+            time.sleep(0.5)  # the last events on their way
+            self.monitor.stop()
+        if self.cloud is not None:
+            self.cloud.stop()
+        if self.influx is not None:
+            self.influx.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+    # ------------------------------------------------------------------ parts
+
+    def _create_users(self, sessions: Any) -> None:
+        """The operator and every grid worker of the config, all with the demo's password."""
+        from cloud.users import create_user
+        from cloud.workorders.states import Role
+
+        now = datetime.now(UTC)
+        with sessions.begin() as s:
+            create_user(
+                s, user_id="operator", name="Demo operator", role=Role.OPERATOR, password=self.password, now=now
+            )
+            self.users = ["operator"]
+            for w in self.loaded.site.workers:
+                create_user(
+                    s, user_id=w.id, name=w.name, role=Role.GRID_WORKER, password=self.password, now=now,
+                    department=w.department,
+                )  # fmt: skip
+                self.users.append(w.id)
+
+    def _run_edges(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._edge_stop = asyncio.Event()
+            runs = [asyncio.create_task(a.main(self._edge_stop)) for a in self.apps]
+            self._edges_up.set()
+            garages = (
+                asyncio.create_task(_show_garages(self.apps, self.sim, self._edge_stop)) if self.show_garages else None
+            )
+            await asyncio.gather(*runs)
+            if garages is not None:
+                garages.cancel()
+
+        asyncio.run(main())
+
+
+def _has_garage(site: SiteConfig, gateway: str) -> bool:
+    return any(g.gateway == gateway for g in site.garages)
+
+
+def run_demo(
+    loaded: LoadedConfig,
+    *,
+    scenario: Path,
+    speed: float,
+    duration: float | None,
+    api_port: int = 8000,
+    password: str | None = None,
+) -> int:
+    """Run the demo in the foreground: until ``duration`` s have passed, else until Ctrl-C."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from cloud.app import CloudApp
-    from cloud.db.engine import make_engine, migrate
     from cloud.db.models import WorkOrder
-    from cloud.monitor import Monitor
-    from cloud.settings import CloudSettings
-    from cloud.workorders.store import EventOutcome
-    from edge.app import EdgeApp, read_password
-    from firmware_sim.runner import Simulator, SimulatorThread
-    from firmware_sim.scenario import load_scenario
-    from sc.mosquitto import MosquittoProcess
 
-    workdir = loaded.resolve("../run/demo")
-    broker = MosquittoProcess(loaded, workdir / "broker").start()
-    site = loaded.site.model_copy(update={"broker": loaded.site.broker.model_copy(update={"port": broker.port})})
-    camera_gateways = {g.gateway for g in site.gates if g.camera is not None}
-    demo_gateways = [g for g in site.gateways if g.devices or g.id in camera_gateways]
-    site = site.model_copy(update={"gateways": [g.model_copy(update={"health_port": 0}) for g in site.gateways]})
-    cfg = LoadedConfig(site=site, path=loaded.path)
-    sc_ = load_scenario(scenario)
-    total = duration if duration is not None else (sc_.duration_s or 60) / speed
-    print(
-        f"demo: Mosquitto on 127.0.0.1:{broker.port}; {len(demo_gateways)} gateways; "
-        f"scenario {sc_.name!r} for {total:.0f} s (Ctrl-C stops)\n"
-    )
-    assert site.cloud_account is not None
-    monitor = Monitor(cfg, read_password(cfg, site.cloud_account))
-    monitor.start()
-    db_path = workdir / "cloud.db"
-    db_path.unlink(missing_ok=True)
-    db_url = f"sqlite:///{db_path}"
-    migrate(make_engine(db_url))
-    cloud: CloudApp | None = None
+    stack: DemoStack | None = None
 
     def show_orders(outcomes: list[EventOutcome]) -> None:
-        assert cloud is not None
-        with Session(cloud.engine) as s:
+        assert stack is not None and stack.cloud is not None
+        with Session(stack.cloud.engine) as s:
             for o in outcomes:
                 if o.opened and o.order_id is not None:
                     wo = s.get(WorkOrder, o.order_id)
@@ -76,71 +229,56 @@ def run_demo(loaded: LoadedConfig, *, scenario: Path, speed: float, duration: fl
                             f"respond by {wo.respond_by:%m-%d %H:%M}, resolve by {wo.resolve_by:%m-%d %H:%M} UTC"
                         )
 
-    import secrets
-    from datetime import UTC
-
-    from cloud.db.engine import make_sessions
-    from cloud.users import create_user
-    from cloud.workorders.states import Role
-
-    password = secrets.token_urlsafe(9)
-    with make_sessions(make_engine(db_url)).begin() as s:
-        create_user(
-            s, user_id="operator", name="Demo operator", role=Role.OPERATOR, password=password, now=datetime.now(UTC)
-        )
-    cloud = CloudApp(cfg, CloudSettings(database_url=db_url, api_port=0), on_outcomes=show_orders)
-    cloud.start()
-    print(f"demo: API at http://127.0.0.1:{cloud.api_port}/docs - sign in as operator / {password}")
-    _enrol_demo_residents(cfg)
-    sim = SimulatorThread(Simulator(cfg, scenario=sc_, speed=speed, garage_traffic=0)).start()
-    apps = [EdgeApp(cfg, g.id) for g in demo_gateways]
-
-    async def edges() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        loop.call_later(total, stop.set)
-        runs = [asyncio.create_task(a.main(stop)) for a in apps]
-        await asyncio.sleep(1.0)
-        for a in apps:
-            if a.health_port:
-                print(f"demo: {a.gw.id} health at http://127.0.0.1:{a.health_port}/health")
-        garages = asyncio.create_task(_show_garages(apps, sim, stop))
-        await asyncio.gather(*runs)
-        garages.cancel()
-
+    stack = DemoStack(
+        loaded, scenario=scenario, speed=speed, password=password, api_port=api_port, monitor=True,
+        on_outcomes=show_orders, show_garages=True,
+    )  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
     try:
-        asyncio.run(edges())
+        stack.start()
+        sc_ = stack.scenario_data
+        assert stack.broker is not None
+        print(
+            f"demo: Mosquitto on 127.0.0.1:{stack.broker.port}; {len(stack.apps)} gateways; scenario {sc_.name!r} "
+            f"({(sc_.duration_s or 60) / speed:.0f} s)" + (f"; stops after {duration:.0f} s" if duration else "")
+        )
+        workers = ", ".join(stack.users[1:4]) + (", ..." if len(stack.users) > 4 else "")
+        print(
+            f"demo: control room at {stack.api_url}/ (API docs at /docs): sign in as operator, or as a grid worker "
+            f"({workers}), password {stack.password}\n"
+        )
+        stop.wait(duration)
     finally:
-        sim.stop()
-        time.sleep(0.5)
-        monitor.stop()
-        with Session(cloud.engine) as s:
-            orders = list(s.execute(select(WorkOrder).order_by(WorkOrder.id)).scalars())
-        cloud.stop()
-        broker.stop()
-    print(f"\ndemo: {len(orders)} work orders in {db_path}:")
+        stack.stop()
+    with Session(stack.cloud.engine) as s:  # type: ignore[union-attr]
+        orders = list(s.execute(select(WorkOrder).order_by(WorkOrder.id)).scalars())
+    print(f"\ndemo: {len(orders)} work orders in {stack.db_path}:")
     for wo in orders:
         cleared = ", device says cleared" if wo.cleared_at else ""
         print(
             f"  #{wo.id} {wo.status:10} {wo.severity:8} {wo.kind:16} {wo.location:14} -> {wo.department} / "
             f"{wo.assignee or '-'} (alarms: {wo.alarm_count}{cleared})"
         )
+    assert stack.monitor is not None
     by_kind: dict[str, int] = {}
-    for ev in monitor.events:
+    for ev in stack.monitor.events:
         key = f"{ev.kind.value}/{ev.state.value}"
         by_kind[key] = by_kind.get(key, 0) + 1
     print(
-        f"\ndemo: {len(monitor.events)} events in {time.monotonic() - started:.0f} s: "
+        f"\ndemo: {len(stack.monitor.events)} events in {time.monotonic() - started:.0f} s: "
         + ", ".join(f"{k} x{v}" for k, v in sorted(by_kind.items()))
     )
-    print(f"demo: {monitor.malformed} malformed messages seen by the monitor; gateway dead letters are in each outbox")
+    print(
+        f"demo: {stack.monitor.malformed} malformed messages seen by the monitor; "
+        "gateway dead letters are in each outbox"
+    )
     return 0
 
 
-async def _show_garages(apps: list[EdgeApp], sim: SimulatorThread, stop: asyncio.Event) -> None:
+async def _show_garages(apps: list[EdgeApp], sim: SimulatorThread | None, stop: asyncio.Event) -> None:
     """Every 10 s, one line per garage: what the gateway tracks, how many lights are full, and whether the
     simulated garage has seen a car or a person in the dark."""
     while not stop.is_set():
@@ -155,13 +293,30 @@ async def _show_garages(apps: list[EdgeApp], sim: SimulatorThread, stop: asyncio
                 kinds: dict[str, int] = {}
                 for tr in h["tracks"]:
                     kinds[tr["class"]] = kinds.get(tr["class"], 0) + 1
-                world = sim.sim.garages.get(gid)
+                world = sim.sim.garages.get(gid) if sim is not None else None
                 dark = f", safety violations so far: {len(world.violations)}" if world is not None else ""
                 print(
                     f"{datetime.now().strftime('%H:%M:%S')} GARAGE {gid}: tracking "
                     + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nobody")
                     + f"; {h['lights_full']}/{h['lights']} lights full; decision p99 {h['decision_ms']['p99']} ms{dark}"
                 )
+
+
+def _start_influx(workdir: Path) -> InfluxProcess | None:
+    """A fresh private InfluxDB for the demo's telemetry (the readings charts), when influxd is installed."""
+    from sc.influxd import InfluxProcess, influxd_installed
+
+    if not influxd_installed():
+        print("demo: influxd is not installed (Debian package influxdb): telemetry is not stored, no readings charts")
+        return None
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        influx = InfluxProcess(workdir).start()
+    except RuntimeError as exc:
+        print(f"demo: {exc}: telemetry is not stored, no readings charts")
+        return None
+    print(f"demo: InfluxDB at {influx.url} stores the telemetry (readings charts)")
+    return influx
 
 
 def _enrol_demo_residents(cfg: LoadedConfig) -> None:

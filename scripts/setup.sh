@@ -11,6 +11,8 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have mosquitto || need+=(mosquitto)
 have mosquitto_sub || need+=(mosquitto-clients)
 have influxd || need+=(influxdb)
+have chromium || need+=(chromium)   # the control-room page's end-to-end tests (driven by Playwright)
+[ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)   # Chinese labels in its screenshots
 "$PY" -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 import sc
+from cloud.web.pages import mount_web
 
 from .deps import ApiContext
-from .routes import auth, devices, gates, live, open311, passes, residents, stats, workorders
+from .routes import auth, devices, garages, gates, live, open311, passes, residents, site, stats, workorders
 
 __all__ = ["create_api"]
 
@@ -25,9 +26,10 @@ resident, admin. A role that may not do something gets 403; bad input gets 422 w
 def create_api(ctx: ApiContext) -> FastAPI:
     api = FastAPI(title="Smart-community cloud API", version=sc.__version__, description=DESCRIPTION)
     api.state.ctx = ctx
-    for module in (auth, workorders, devices, stats, open311, live, passes, residents, gates):
+    for module in (auth, workorders, devices, stats, open311, live, passes, residents, gates, site, garages):
         api.include_router(module.router)
     api.include_router(open311.media_router)
+    mount_web(api)  # the control-room page at / (cloud/web)
 
     @api.get("/health", tags=["health"], summary="Liveness (no sign-in)")
     def health() -> dict[str, str]:

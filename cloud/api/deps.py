@@ -14,8 +14,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import User
+from cloud.garages.view import GarageView
 from cloud.gates.enrolment import Enroller
 from cloud.gates.sync import GateLink
+from cloud.telemetry.history import TelemetryHistory
 from cloud.users import user_for_token
 from cloud.workorders.routing import Router
 from cloud.workorders.states import Role
@@ -38,6 +40,10 @@ class ApiContext:
     gates: GateLink | None = None  # gallery sync and commands to the gates (None: this process has none)
     door_open_timeout_s: float = 5.0
     enroller: Enroller = field(default_factory=Enroller)
+    # readings history for the per-device charts (None: no InfluxDB 1.x configured for this process)
+    telemetry: TelemetryHistory | None = None
+    # the garages' live state for the map, fed by the gate link (None: no garages or no link in this process)
+    garages: GarageView | None = None
 
 
 def _ctx(request: Request) -> ApiContext:

@@ -13,16 +13,22 @@ __all__ = [
     "ActionRequest",
     "DeliveryPublic",
     "DevicePublic",
+    "DeviceReadings",
     "DoorOpened",
     "EntryPublic",
     "EventPublic",
     "GroupStats",
     "HistoryPublic",
+    "ReadingSeries",
     "ResidentPublic",
+    "SiteNode",
+    "SitePublic",
+    "SiteRef",
     "Token",
     "UserPublic",
     "WorkOrderDetail",
     "WorkOrderPublic",
+    "WorkerPublic",
 ]
 
 
@@ -55,6 +61,22 @@ class DevicePublic(_Out):
     last_reading: dict[str, Any] | None
     location: str | None = None
     type: str | None = None
+
+
+class ReadingSeries(_Out):
+    field: str = Field(description="a reading field, e.g. smoke_density, fill_pct, battery_pct, alarm")
+    aggregate: str = Field(description="mean (numbers) or max (flags: 1 when set at any time in the bucket)")
+    points: list[tuple[datetime, float | None]] = Field(
+        description="[bucket start, value], oldest first; null: no reading in that bucket"
+    )
+
+
+class DeviceReadings(_Out):
+    device: str
+    since: datetime
+    until: datetime
+    bucket_s: int = Field(description="seconds per point; buckets start at since")
+    series: list[ReadingSeries] = Field(description="one per field with a value in the range; empty: no readings")
 
 
 class EventPublic(_Out):
@@ -117,11 +139,14 @@ class WorkOrderPublic(_Out):
     rating_comment: str | None
     media_url: str | None
     snapshot_url: str | None = Field(default=None, description="the newest gate snapshot of it (JPEG)")
+    acknowledged_at: datetime | None = Field(default=None, description="when the control room acknowledged the alarm")
+    acknowledged_by: str | None = None
 
 
 class WorkOrderDetail(WorkOrderPublic):
     history: list[HistoryPublic]
     events: list[EventPublic]
+    actions: list[Action] = Field(default=[], description="what the signed-in user may do to it now")
 
 
 class ActionRequest(BaseModel):
@@ -198,3 +223,34 @@ class DoorOpened(BaseModel):
     gate: str
     command_id: str
     result: dict[str, Any]
+
+
+class SiteNode(BaseModel):
+    id: str
+    name: str
+    level: str = Field(description="street | community | micro_grid | building | stairwell | a place type")
+    parent: str | None
+
+
+class SiteRef(BaseModel):
+    id: str
+    name: str
+    kind: str
+
+
+class WorkerPublic(BaseModel):
+    id: str
+    name: str
+    department: str
+    grids: list[str]
+
+
+class SitePublic(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    tree: list[SiteNode] = Field(description="the grid tree, parents before children")
+    departments: list[SiteRef]
+    workers: list[WorkerPublic]
+    gates: list[SiteRef]
+    garages: list[SiteRef]

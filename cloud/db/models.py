@@ -169,6 +169,8 @@ class WorkOrder(Base):
     rating_comment: Mapped[str | None] = mapped_column(Text)
     media_url: Mapped[str | None] = mapped_column(Text)
     snapshot_event_id: Mapped[str | None] = mapped_column(String(64), doc="the newest alarm of it with a snapshot")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(doc="the control room saw the alarm")
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def snapshot_url(self) -> str | None:

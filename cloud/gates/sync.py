@@ -1,4 +1,5 @@
-"""The cloud's link to the gates: gallery sync, and commands that wait for their answer (remote open).
+"""The cloud's MQTT link to the gate and garage gateways: gallery sync, commands that wait for their
+answer (a gate's remote open, a garage's light override), and the garages' live state.
 
 Every enrolment change is planned in the database as one *delivery* per
 gate (see :mod:`cloud.gates.store`). This thread sends what is due:
@@ -19,10 +20,14 @@ Several cloud processes may run this at once: due rows are locked
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) while they are sent and pushed
 forward, so only one process sends each; every process applies the answers.
 
-:meth:`GateLink.request` sends any command to a gate and waits for its answer
-(the API's remote open). It is refused at once when the gateway or the
-broker connection is down rather than queued: a door must not open minutes
-after someone asked.
+:meth:`GateLink.command` sends any command to a device of a gate or garage
+gateway and waits for its answer (:meth:`GateLink.request` for a gate: the
+API's remote open; the garages' ``lights_override``). It is refused at once
+when the gateway or the broker connection is down rather than queued: a door
+must not open minutes after someone asked.
+
+The garage gateways' ``state/{garage}`` messages and statuses go to the
+:class:`cloud.garages.view.GarageView` given, if any.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.garages.view import GarageView
 from edge.gate.gallery import encode_embedding
 from sc.config.schema import SiteConfig
 from sc.contracts.messages import (
@@ -47,6 +53,7 @@ from sc.contracts.messages import (
     CommandAck,
     CommandName,
     ContractError,
+    GarageState,
     Status,
     StatusState,
     decode,
@@ -78,7 +85,10 @@ WINDOW = 50
 
 
 class GateUnavailable(Exception):
-    """A command cannot be sent now (gateway offline, no broker connection); the message says which."""
+    """A command cannot be sent now (gateway offline, no broker connection); the message says which.
+
+    (Named for the gates it was first written for; garage commands raise it too.)
+    """
 
 
 @dataclass
@@ -99,6 +109,8 @@ class _Waiter:
 
 
 class GateLink:
+    """The gates' gallery sync, and for gate and garage gateways: commands that wait, statuses, live state."""
+
     def __init__(
         self,
         *,
@@ -110,6 +122,7 @@ class GateLink:
         ack_timeout_s: float = 30.0,
         retry_max_s: float = 600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        garages: GarageView | None = None,
     ) -> None:
         self.site = site
         self.site_id = site.site.id
@@ -119,12 +132,20 @@ class GateLink:
         self.retry_max_s = retry_max_s
         self.clock = clock
         self.gates = {g.id: g for g in site.gates}
-        self.gateways = sorted({g.gateway for g in site.gates})
-        #: each gate gateway's retained status: True online, False offline, absent: not heard of yet
+        self.gateways = sorted({g.gateway for g in site.gates})  # gallery sync: the gates' gateways
+        self.gates_gateways = frozenset(self.gateways)
+        self.garage_gateways = sorted({g.gateway for g in site.garages})
+        self.garages = garages
+        linked = sorted({*self.gateways, *self.garage_gateways})
+        #: each linked gateway's retained status: True online, False offline, absent: not heard of yet
         self.online: dict[str, bool] = {}
         self.counters = SyncCounters()
-        subscriptions = tuple(topic_filter(site=self.site_id, gateway=gw, kind=Kind.CMD_ACK) for gw in self.gateways)
-        subscriptions += tuple(str(Topic(self.site_id, gw, Kind.STATUS, gw)) for gw in self.gateways)
+        subscriptions = tuple(topic_filter(site=self.site_id, gateway=gw, kind=Kind.CMD_ACK) for gw in linked)
+        subscriptions += tuple(str(Topic(self.site_id, gw, Kind.STATUS, gw)) for gw in linked)
+        if garages is not None:
+            subscriptions += tuple(
+                topic_filter(site=self.site_id, gateway=gw, kind=Kind.STATE) for gw in self.garage_gateways
+            )
         self.conn = MqttConnection(
             broker=site.broker,
             client_id=client_id,
@@ -170,17 +191,36 @@ class GateLink:
         when it cannot be sent now.
         """
         g = self.gates[gate]
+        return self.command(gateway=g.gateway, device=gate, name=name, args=args, timeout=timeout, what=f"gate {gate}")
+
+    def command(
+        self,
+        *,
+        gateway: str,
+        device: str,
+        name: CommandName,
+        args: dict[str, str | int | float | bool],
+        timeout: float,
+        what: str = "",
+    ) -> CommandAck | None:
+        """Send a command to ``device`` of ``gateway`` and wait up to ``timeout`` s for its answer (None: none).
+
+        ``what`` names the device in errors (e.g. ``gate north``; default: its id).
+
+        :class:`GateUnavailable` when it cannot be sent now (no broker connection, the
+        gateway not online; a gateway this link does not follow is never online).
+        """
         if not self.conn.connected:
             raise GateUnavailable("the cloud is not connected to the broker")
-        if self.online.get(g.gateway) is not True:
-            state = "offline" if g.gateway in self.online else "not heard from yet"
-            raise GateUnavailable(f"gateway {g.gateway} of gate {gate} is {state}")
+        if self.online.get(gateway) is not True:
+            state = "offline" if gateway in self.online else "not heard from yet"
+            raise GateUnavailable(f"gateway {gateway} of {what or device} is {state}")
         cmd = Command(name=name, args=args)
         waiter = _Waiter()
         with self._waiters_lock:
             self._waiters[cmd.id] = waiter
         try:
-            self.conn.publish(str(Topic(self.site_id, g.gateway, Kind.CMD, gate)), encode(cmd), qos=1)
+            self.conn.publish(str(Topic(self.site_id, gateway, Kind.CMD, device)), encode(cmd), qos=1)
             waiter.done.wait(timeout)
             return waiter.ack
         finally:
@@ -206,9 +246,18 @@ class GateLink:
                 online = st is not None and st.state is StatusState.ONLINE
                 was = self.online.get(t.gateway)
                 self.online[t.gateway] = online
-                if online and was is not True:
+                if self.garages is not None and t.gateway in self.garage_gateways:
+                    self.garages.gateway_status(t.gateway, online)
+                if online and was is not True and t.gateway in self.gates_gateways:
                     self._inbox.put(("online", t.gateway))
                 log.info("gate link: gateway %s is %s", t.gateway, "online" if online else "offline")
+            elif t.kind is Kind.STATE:
+                if self.garages is not None and payload:  # an empty retained message clears the state: keep the last
+                    state = decode(GarageState, payload)
+                    if state.garage != t.device:
+                        raise ContractError(f"the state of garage {state.garage} came on {t.device}'s topic")
+                    self.garages.put(t.gateway, state)
+                return
             else:
                 return
         except (TopicError, ContractError) as exc:
@@ -314,6 +363,6 @@ class GateLink:
     def health(self) -> dict[str, Any]:
         return {
             "connected": self.conn.connected,
-            "gateways": {gw: self.online.get(gw) for gw in self.gateways},
+            "gateways": {gw: self.online.get(gw) for gw in sorted({*self.gateways, *self.garage_gateways})},
             "counters": vars(self.counters).copy(),
         }

@@ -4,6 +4,9 @@
       ^                                             |          |
       +---------------- reopened <------------------+----------+
 
+Acknowledging an alarm (the control room has seen it: its sound stops on
+every screen) is recorded on the order but does not change its status.
+
 Who may do what is part of the machine: a grid worker accepts, arrives and
 resolves; the control room dispatches and closes; a resident closes (with a
 rating) or reopens their own report; the scheduler (``system``) escalates.
@@ -24,6 +27,7 @@ __all__ = [
     "Status",
     "TransitionError",
     "WrongStatus",
+    "allowed_actions",
     "next_status",
 ]
 
@@ -43,6 +47,7 @@ ACTIVE = frozenset({Status.OPEN, Status.DISPATCHED, Status.ACCEPTED, Status.ON_S
 
 
 class Action(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
     DISPATCH = "dispatch"
     ACCEPT = "accept"
     ARRIVE = "arrive"
@@ -79,7 +84,7 @@ class BadRequest(TransitionError):
 @dataclass(frozen=True)
 class Rule:
     sources: frozenset[Status]
-    target: Status
+    target: Status | None  # None: the status stays as it is
     roles: frozenset[Role]
 
 
@@ -87,6 +92,7 @@ _STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 _FIELD = frozenset({Role.GRID_WORKER, Role.DEPARTMENT, Role.OPERATOR, Role.ADMIN})
 
 TRANSITIONS: dict[Action, Rule] = {
+    Action.ACKNOWLEDGE: Rule(ACTIVE - {Status.RESOLVED}, None, _STAFF | {Role.DEPARTMENT}),
     Action.DISPATCH: Rule(
         frozenset({Status.OPEN, Status.REOPENED, Status.DISPATCHED}),
         Status.DISPATCHED,
@@ -109,4 +115,9 @@ def next_status(current: Status, action: Action, role: Role) -> Status:
     if current not in rule.sources:
         allowed = ", ".join(sorted(s.value for s in rule.sources))
         raise WrongStatus(f"cannot {action.value} an order that is {current.value} (only from {allowed})")
-    return rule.target
+    return current if rule.target is None else rule.target
+
+
+def allowed_actions(current: Status, role: Role) -> list[Action]:
+    """The actions ``role`` may take on an order in ``current`` (before per-order checks such as ownership)."""
+    return [a for a, rule in TRANSITIONS.items() if role in rule.roles and current in rule.sources]

@@ -28,7 +28,7 @@ from sc.contracts.messages import CLEARED_BY, RECORD_KINDS, Event, EventState, G
 
 from .catalogue import EVENT_CATEGORY
 from .routing import Router
-from .states import ACTIVE, Action, BadRequest, NotAllowed, Role, Status, next_status
+from .states import ACTIVE, Action, BadRequest, NotAllowed, Role, Status, WrongStatus, next_status
 
 __all__ = [
     "EventOutcome",
@@ -414,6 +414,11 @@ def transition(
     before = Status(order.status)
     after = next_status(before, action, role)
     data: dict[str, Any] = {}
+    if action is Action.ACKNOWLEDGE:
+        if order.acknowledged_at is not None:
+            raise WrongStatus(f"already acknowledged by {order.acknowledged_by} at {order.acknowledged_at:%H:%M:%S}")
+        order.acknowledged_at = now
+        order.acknowledged_by = actor
     if action is Action.DISPATCH:
         if department is not None:
             if department not in {d.id for d in router.site.departments}:

@@ -30,10 +30,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from sc.contracts.messages import EventKind, EventState
+from sc.contracts.messages import EventKind, EventState, OverrideLevel  # OverrideLevel: the contract's, re-exported
 from sc.lanes import Span
 
 from .model import GarageModel
@@ -46,13 +45,6 @@ __all__ = ["Alert", "GarageController", "OverrideLevel", "Plan"]
 BLIND_AFTER = 3
 #: A sensor a track has just moved on from stays on this long (overlap + the sensor's own hold): not a new mover.
 _LEFT_BEHIND_S = 2.0
-
-
-class OverrideLevel(StrEnum):
-    FULL = "full"
-    STANDBY = "standby"
-    OFF = "off"
-    AUTO = "auto"  # back to the controller
 
 
 @dataclass(frozen=True)
@@ -202,6 +194,14 @@ class GarageController:
             else:
                 self._overrides[i] = _Override(level, until)
         return len(idx)
+
+    def overrides_at(self, t: float) -> dict[int, tuple[OverrideLevel, float | None]]:
+        """Light index -> (level, seconds left or None: until changed) of every override in force at ``t``."""
+        return {
+            i: (ov.level, None if math.isinf(ov.until) else ov.until - t)
+            for i, ov in self._overrides.items()
+            if ov.until > t
+        }
 
     def _alert(self, kind: EventKind, state: EventState, device: str, reason: str, connectivity: bool = False) -> None:
         self._alerts.append(Alert(kind, state, device, reason, connectivity))

@@ -16,6 +16,11 @@ lights next to it go full; its own failsafe sets its lights full). Every
 ``refresh_s`` each controller's status register is read: failsafe active or a
 DALI bus fault is a ``lighting_fault``.
 
+Every ``state_interval_s`` the garage's live state (:class:`GarageState`: each
+light's level, the tracks, ghosts, faults, fire, overrides) is taken on the loop
+and handed to ``publish_state`` (retained, QoS 0, not through the outbox: the
+next one replaces a lost one); while the broker is down it is skipped, never queued.
+
 Smoke alarms from the sensor path (:meth:`on_event`, called by the event sink
 for every event the gateway stores) set the whole garage full until cleared.
 The control room's ``lights_override`` command goes through :meth:`override`.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -34,22 +40,37 @@ from devices.lighting import STATUS_DALI_FAULT, STATUS_FAILSAFE, STATUS_REGISTER
 from devices.modbus import DeviceReadError, ModbusBus
 from sc.config.schema import DeviceType, Garage, GatewayConfig, SensorModule
 from sc.contracts.messages import (
+    MAX_PAYLOAD_BYTES,
+    MAX_STATE_FAULTS,
+    MAX_STATE_LIGHTS,
+    MAX_STATE_TRACKS,
     ConnectivityPayload,
     EventKind,
     EventState,
     FaultPayload,
+    GarageFault,
+    GarageFaultKind,
+    GarageState,
+    GhostState,
+    LightState,
+    TrackKind,
+    TrackState,
+    encode,
 )
+from sc.lanes import LanePos
 
 from ..sensors.detect import Transition
 from .commands import CONTROLLER_OFFLINE_AFTER, MODULE_PROBE_S, ControllerLink, Write
-from .control import Alert, GarageController, OverrideLevel
+from .control import Alert, GarageController, OverrideLevel, Plan
 from .model import GarageModel
+from .tracking import TrackClass
 
 __all__ = ["GarageService", "fire_devices_of"]
 
 log = logging.getLogger(__name__)
 
 _LATENCY_WINDOW = 2000
+_TRACK_KIND = {TrackClass.VEHICLE: TrackKind.CAR, TrackClass.PEDESTRIAN: TrackKind.PERSON}
 
 
 def fire_devices_of(garage: Garage, gateway: GatewayConfig) -> set[str]:
@@ -75,12 +96,14 @@ class GarageService:
         emit: Callable[[str, Transition, datetime], Any],
         set_status: Callable[[str, bool, str, datetime], None] | None = None,
         bus_for: Callable[[str], ModbusBus | None],
+        publish_state: Callable[[str, bytes], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.garage = garage
         self.emit = emit  # EventSink.event (blocking: runs in a thread)
         self.set_status = set_status
         self._bus_for = bus_for
+        self.publish_state = publish_state  # (garage id, encoded GarageState) -> False: not connected, skipped
         self.clock = clock
         buses = {b.id: b for b in gateway.buses}
         self.model = GarageModel.build(garage, buses)
@@ -103,7 +126,12 @@ class GarageService:
             "write_failures": 0,
             "events": 0,
             "overruns": 0,
+            "states_published": 0,
+            "states_skipped": 0,  # the broker was not connected: never queued, the next one replaces it
+            "states_too_big": 0,
+            "state_items_left_out": 0,  # tracks, ghosts or faults beyond the message's bounds
         }
+        self._state_due = 0.0
         self.decision_ms: list[float] = []  # input change read -> writes issued (compute)
         self.command_ms: list[float] = []  # input change read -> last write confirmed
         self._last_bits: dict[str, list[bool]] = {}
@@ -173,6 +201,108 @@ class GarageService:
         self._dispatch(self.controller.take_alerts())
         # what health() shows: taken here, on the loop, so the health thread never reads state being changed
         self._snapshot = self.controller.snapshot()
+        if self.publish_state is not None and read_at >= self._state_due:
+            self._state_due = read_at + self.garage.state_interval_s
+            self._publish_state(read_at, plan)
+
+    # ---------------------------------------------------------------- live state (on the loop)
+
+    def state(self, t: float, plan: Plan) -> GarageState:
+        """The live state at ``t`` after ``plan``: built on the loop, from the controller as it is now."""
+        m, c, full_pct = self.model, self.controller, self.garage.levels.full_pct
+        overrides = c.overrides_at(t)
+        lights = []
+        for lt in m.lights[:MAX_STATE_LIGHTS]:
+            ov = overrides.get(lt.index)
+            lights.append(
+                LightState(
+                    id=lt.id,
+                    level=full_pct if plan.fire else plan.levels[lt.controller][lt.group],
+                    full=c.full[lt.index],
+                    override=ov[0] if ov else None,
+                    override_left_s=round(ov[1], 1) if ov and ov[1] is not None else None,
+                )
+            )
+        tracks = []
+        for tr in c.tracker.tracks[:MAX_STATE_TRACKS]:
+            pos = c.tracker.position(tr)
+            x, y = m.graph.xy(pos)
+            tracks.append(
+                TrackState(
+                    id=tr.id,
+                    kind=_TRACK_KIND.get(tr.cls, TrackKind.UNKNOWN),
+                    x=round(x, 2),
+                    y=round(y, 2),
+                    speed_mps=round(min(tr.speed, 100.0), 2),
+                    heading_deg=self._heading(pos, tr.heading),
+                    sensor=m.sensors[tr.sensor].id,
+                )
+            )
+        ghosts = []
+        for gh in c.tracker.ghosts[:MAX_STATE_TRACKS]:
+            x, y = m.graph.xy(m.sensors[gh.sensor].pos)
+            ghosts.append(
+                GhostState(track=gh.track, x=round(x, 2), y=round(y, 2), left_s=round(max(0.0, gh.until - t), 1))
+            )
+        faults = [
+            *(GarageFault(device=d, kind=GarageFaultKind.OFFLINE, reason=r[:200]) for d, r in c.modules_down.items()),
+            *(
+                GarageFault(device=d, kind=GarageFaultKind.OFFLINE, reason=r[:200])
+                for d, r in c.controllers_down.items()
+            ),
+            *(
+                GarageFault(device=d, kind=GarageFaultKind.FAULT, reason=r[:200])
+                for d, r in c.controller_faults.items()
+            ),
+            *(GarageFault(device=m.sensors[i].id, kind=GarageFaultKind.STUCK) for i in sorted(c.stuck)),
+            *(GarageFault(device=m.sensors[i].id, kind=GarageFaultKind.BLIND) for i in sorted(c.blind)),
+        ]
+        left_out = (
+            max(0, len(m.lights) - MAX_STATE_LIGHTS)
+            + max(0, len(c.tracker.tracks) - MAX_STATE_TRACKS)
+            + max(0, len(c.tracker.ghosts) - MAX_STATE_TRACKS)
+            + max(0, len(faults) - MAX_STATE_FAULTS)
+        )
+        self.counters["state_items_left_out"] += left_out
+        return GarageState(
+            garage=self.garage.id,
+            ts=datetime.now(UTC),
+            lights=lights,
+            tracks=tracks,
+            ghosts=ghosts,
+            faults=faults[:MAX_STATE_FAULTS],
+            fire=plan.fire,
+            fire_devices=sorted(c.fire_devices)[:MAX_STATE_FAULTS],
+        )
+
+    def _heading(self, pos: LanePos, towards_v: bool | None) -> float | None:
+        """Degrees on the plan (0 = +x, counter-clockwise) of travel at ``pos``; None: not known."""
+        if towards_v is None:
+            return None
+        edge = self.model.graph.edges[pos.edge]
+        (x0, y0), (x1, y1) = edge.xy(pos.s - 0.5), edge.xy(pos.s + 0.5)
+        if not towards_v:
+            x0, y0, x1, y1 = x1, y1, x0, y0
+        if x0 == x1 and y0 == y1:
+            return None
+        return round(math.degrees(math.atan2(y1 - y0, x1 - x0)), 1)
+
+    def _publish_state(self, t: float, plan: Plan) -> None:
+        assert self.publish_state is not None
+        payload = encode(self.state(t, plan))
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            self.counters["states_too_big"] += 1
+            if self.counters["states_too_big"] == 1:
+                log.error(
+                    "garage=%s live state of %d bytes is over the message limit: not published",
+                    self.garage.id,
+                    len(payload),
+                )
+            return
+        if self.publish_state(self.garage.id, payload):
+            self.counters["states_published"] += 1
+        else:
+            self.counters["states_skipped"] += 1
 
     async def _poll_bus(self, bus_id: str, modules: list[SensorModule]) -> bool:
         bus = self._bus_for(bus_id)

@@ -490,6 +490,13 @@ class Garage(_Config):
         title="Rewrite all levels every",
         description="keeps the controllers' failsafe quiet: must be well below their failsafe_s",
     )
+    state_interval_s: float = Field(
+        default=1.0,
+        ge=0.2,
+        le=60,
+        title="Publish the live state every",
+        description="the garage's levels, tracks and faults for the control room's map (retained, QoS 0)",
+    )
     fire_devices: list[Id] | None = Field(
         default=None,
         title="Fire alarm from",

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 
 from .topics import ID_PATTERN, Kind
@@ -32,6 +33,9 @@ __all__ = [
     "DEFAULT_SEVERITY",
     "MAX_PAYLOAD_BYTES",
     "MAX_SNAPSHOT_B64",
+    "MAX_STATE_FAULTS",
+    "MAX_STATE_LIGHTS",
+    "MAX_STATE_TRACKS",
     "MODEL_FOR_KIND",
     "RECORD_KINDS",
     "AlarmPayload",
@@ -47,14 +51,22 @@ __all__ = [
     "EventPayload",
     "EventState",
     "FaultPayload",
+    "GarageFault",
+    "GarageFaultKind",
+    "GarageState",
     "GatePayload",
+    "GhostState",
+    "LightState",
     "ManholeReading",
+    "OverrideLevel",
     "Reading",
     "Severity",
     "SmokeReading",
     "Status",
     "StatusState",
     "Telemetry",
+    "TrackKind",
+    "TrackState",
     "Uplink",
     "decode",
     "encode",
@@ -339,6 +351,105 @@ class Uplink(_Model):
     reading: Reading
 
 
+# --------------------------------------------------------------------------- live state (garages)
+
+#: Bounds of a garage's live state: far above a real garage, and the encoded message stays under the payload limit.
+MAX_STATE_LIGHTS = 500
+MAX_STATE_TRACKS = 100
+MAX_STATE_FAULTS = 50
+Metres = Annotated[float, Field(ge=-100_000, le=100_000)]
+
+
+class OverrideLevel(StrEnum):
+    """The control room's ``lights_override`` levels: the base level of the lights it names."""
+
+    FULL = "full"
+    STANDBY = "standby"
+    OFF = "off"
+    AUTO = "auto"  # no override: back to the gateway's own decision
+
+
+class LightState(_Model):
+    id: DeviceId
+    level: int = Field(ge=0, le=100, description="the level its DALI group was last commanded, %")
+    full: bool = Field(description="the gateway wants it full (a car, a person, a fault, fire, an override)")
+    override: OverrideLevel | None = Field(default=None, description="the control room's base level, if set")
+    override_left_s: float | None = Field(
+        default=None, ge=0, description="seconds the override has left; none: until changed"
+    )
+
+    @model_validator(mode="after")
+    def _override(self) -> LightState:
+        if self.override is OverrideLevel.AUTO:
+            raise ValueError("a light without an override has none: auto is not a state")
+        if self.override is None and self.override_left_s is not None:
+            raise ValueError("override_left_s without an override")
+        return self
+
+
+class TrackKind(StrEnum):
+    CAR = "car"
+    PERSON = "person"
+    UNKNOWN = "unknown"  # not known yet
+
+
+class TrackState(_Model):
+    """Something the gateway follows: where its sensor is, how fast and which way it goes."""
+
+    id: int = Field(ge=0)
+    kind: TrackKind
+    x: Metres
+    y: Metres
+    speed_mps: float = Field(ge=0, le=100, description="0: not measured yet")
+    heading_deg: float | None = Field(
+        default=None, ge=-180, le=180, description="on the plan, 0 = +x, counter-clockwise; none: not known"
+    )
+    sensor: DeviceId = Field(description="the presence sensor that saw it last")
+
+
+class GhostState(_Model):
+    """Where a track was lost (a parked car): its zone stays full for a while."""
+
+    track: int = Field(ge=0)
+    x: Metres
+    y: Metres
+    left_s: float = Field(ge=0, description="how long its zone stays full")
+
+
+class GarageFaultKind(StrEnum):
+    OFFLINE = "offline"  # a sensor module or light controller that does not answer
+    FAULT = "fault"  # a controller reporting failsafe or a DALI bus fault
+    STUCK = "stuck"  # a presence sensor on without a break
+    BLIND = "blind"  # a presence sensor that missed movers
+
+
+class GarageFault(_Model):
+    device: DeviceId
+    kind: GarageFaultKind
+    reason: str = Field(default="", max_length=200)
+
+
+class GarageState(_Model):
+    """A garage's live state, about once a second, retained with QoS 0: each one replaces the last."""
+
+    v: Literal[1] = 1
+    garage: DeviceId
+    ts: AwareDatetime = Field(description="when the gateway took it")
+    lights: list[LightState] = Field(max_length=MAX_STATE_LIGHTS)
+    tracks: list[TrackState] = Field(default_factory=list, max_length=MAX_STATE_TRACKS)
+    ghosts: list[GhostState] = Field(default_factory=list, max_length=MAX_STATE_TRACKS)
+    faults: list[GarageFault] = Field(default_factory=list, max_length=MAX_STATE_FAULTS)
+    fire: bool = Field(default=False, description="a smoke alarm has every light full")
+    fire_devices: list[DeviceId] = Field(default_factory=list, max_length=MAX_STATE_FAULTS)
+
+    @model_validator(mode="after")
+    def _unique_lights(self) -> GarageState:
+        ids = [lt.id for lt in self.lights]
+        if len(set(ids)) != len(ids):
+            raise ValueError("light ids must be unique")
+        return self
+
+
 # --------------------------------------------------------------------------- wire helpers
 
 M = TypeVar("M", bound=BaseModel)
@@ -351,6 +462,7 @@ MODEL_FOR_KIND: dict[Kind, type[BaseModel]] = {
     Kind.CMD: Command,
     Kind.CMD_ACK: CommandAck,
     Kind.UPLINK: Uplink,
+    Kind.STATE: GarageState,  # garages are the only devices with a live state so far
 }
 
 

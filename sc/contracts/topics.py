@@ -48,6 +48,7 @@ class Kind(StrEnum):
     CMD = "cmd"  # cloud -> gateway commands
     CMD_ACK = "cmd-ack"  # gateway -> cloud command results
     UPLINK = "uplink"  # MQTT-native (NB-IoT style) sensor -> its gateway, raw reports
+    STATE = "state"  # latest live state of a device (a garage), retained, QoS 0: each message replaces the last
 
 
 def check_id(value: str, what: str = "id") -> str:

@@ -348,3 +348,96 @@ def test_a_resident_invites_a_visitor_and_the_gate_lets_them_in_once(stack: Stac
     assert (again.granted, again.reason) == (False, Refusal.USED_UP)
     south = PassChecker(public_key=gate.public_key, site="test", gate="south", ledger=gate.ledger)
     assert south.check(p["token"], stack.clock()).reason is Refusal.WRONG_GATE
+
+
+def test_the_control_room_acknowledges_an_alarm_once_and_each_role_sees_its_actions(stack: Stack) -> None:
+    raise_alarm(stack)
+    assert wait_until(lambda: len(orders_of(stack, "op-1")) == 1, 10)
+    oid = int(orders_of(stack, "op-1")[0]["id"])  # type: ignore[call-overload]
+    with stack.client("op-1") as c:
+        d = c.get(f"/api/v1/work-orders/{oid}").json()
+    assert (d["acknowledged_at"], d["acknowledged_by"]) == (None, None)
+    assert d["actions"] == ["acknowledge", "dispatch", "accept"]  # the control room may also act for a worker
+    with stack.client("w-fire") as c:
+        assert c.get(f"/api/v1/work-orders/{oid}").json()["actions"] == ["accept"]
+    # a grid worker may not acknowledge for the control room; nothing is written
+    r = act(stack, "w-fire", oid, action="acknowledge")
+    assert (r.status_code, r.json()["detail"]) == (
+        403,
+        "a grid_worker may not acknowledge an order (allowed: admin, department, operator)",
+    )
+    stack.clock.advance(1)
+    r = act(stack, "op-1", oid, action="acknowledge", note="seen on the wall")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["status"] == "dispatched"  # acknowledging changes no status
+    assert d["acknowledged_by"] == "op-1"
+    assert datetime.fromisoformat(d["acknowledged_at"]) == stack.clock()
+    assert d["actions"] == ["dispatch", "accept"]
+    assert [(h["action"], h["from_status"], h["to_status"], h["note"]) for h in d["history"]][-1] == (
+        "acknowledge", "dispatched", "dispatched", "seen on the wall",
+    )  # fmt: skip
+    r = act(stack, "op-1", oid, action="acknowledge")
+    assert r.status_code == 409 and r.json()["detail"].startswith("already acknowledged by op-1 at ")
+    # once resolved, there is nothing left to acknowledge
+    for action in ("accept", "resolve"):
+        assert act(stack, "w-fire", oid, action=action).status_code == 200
+    with stack.client("op-1") as c:
+        assert c.get(f"/api/v1/work-orders/{oid}").json()["actions"] == ["close", "reopen"]
+
+
+def test_the_site_tree_workers_and_gates_for_the_page(stack: Stack) -> None:
+    with stack.client("op-1") as c:
+        r = c.get("/api/v1/site")
+    assert r.status_code == 200, r.text
+    s = r.json()
+    site = stack.site.loaded.site
+    assert s["id"] == site.site.id and s["timezone"] == site.site.timezone
+    ids = [n["id"] for n in s["tree"]]
+    assert ids[0] == site.street.id and len(ids) == len(set(ids)) == len(list(site.locations()))
+    by_id = {n["id"]: n for n in s["tree"]}
+    for n in s["tree"][1:]:  # parents come before their children
+        assert ids.index(n["parent"]) < ids.index(n["id"])
+    assert by_id["g1"]["level"] == "micro_grid"
+    assert [w["id"] for w in s["workers"]] == [w.id for w in site.workers]
+    assert [g["id"] for g in s["gates"]] == [g.id for g in site.gates]
+    with stack.client("r-1") as c:
+        assert c.get("/api/v1/site").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "expect_lang", "expect_text"),
+    [
+        ("", {}, "en", "Live alarms"),
+        ("", {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}, "zh-CN", "实时告警"),
+        ("?lang=zh", {}, "zh-CN", "实时告警"),
+        ("?lang=klingon", {"Accept-Language": "zh"}, "zh-CN", "实时告警"),
+    ],
+)
+def test_the_pages_are_served_in_the_chosen_language(
+    stack: Stack, query: str, headers: dict[str, str], expect_lang: str, expect_text: str
+) -> None:
+    with httpx.Client(base_url=stack.base, timeout=10) as c:
+        r = c.get("/ui/wall" + query, headers=headers)
+        assert r.status_code == 200
+        assert f'<html lang="{expect_lang}">' in r.text and expect_text in r.text
+        # the choice sticks (a cookie) only when asked for a language the page has
+        assert ("sc_lang=zh" in r.headers.get("set-cookie", "")) is (query == "?lang=zh")
+
+
+def test_every_page_its_scripts_and_the_chart_library_are_served(stack: Stack) -> None:
+    from cloud.web.pages import VIEWS
+
+    with httpx.Client(base_url=stack.base, timeout=10) as c:
+        r = c.get("/", follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (307, "/ui/wall")
+        for view in (*VIEWS, "login"):
+            r = c.get(f"/ui/{view}")
+            assert r.status_code == 200, view
+            for src in __import__("re").findall(r'<script src="([^"?]+)', r.text):
+                s = c.get(src)
+                assert s.status_code == 200 and len(s.content) > 500, src
+        r = c.get("/ui/nope")
+        assert r.status_code == 404 and "no page 'nope'" in r.json()["detail"]
+        r = c.get("/ui/static/vendor/chart-4.6.1.umd.min.js")
+        assert r.status_code == 200 and b"Chart.js v4.6.1" in r.content[:200]

@@ -27,6 +27,7 @@ from sc.contracts.messages import (
     EventKind,
     EventState,
     FaultPayload,
+    GarageState,
     ManholeReading,
     Severity,
     SmokeReading,
@@ -293,6 +294,7 @@ def test_model_for_kind() -> None:
         Kind.CMD: Command,
         Kind.CMD_ACK: CommandAck,
         Kind.UPLINK: Uplink,
+        Kind.STATE: GarageState,
     }
     assert expected == MODEL_FOR_KIND
     assert Kind.SNAPSHOT not in MODEL_FOR_KIND

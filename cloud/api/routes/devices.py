@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy import select
 
 from cloud.db.models import DeviceState, EventRow
+from cloud.telemetry.history import HistoryError, HistoryUnavailable
 from cloud.workorders.states import Role
 
 from ..deps import CtxDep, SessionDep, require
-from ..schemas import DevicePublic, EventPublic
+from ..schemas import DevicePublic, DeviceReadings, EventPublic
 
 router = APIRouter(prefix="/api/v1", tags=["devices and events"])
 # residents see their own reports only; everyone else watches devices
@@ -55,6 +56,45 @@ def get_device(device_id: str, ctx: CtxDep, session: SessionDep) -> DevicePublic
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r} has reported yet")
     return _public(ctx, row)
+
+
+@router.get(
+    "/devices/{device_id}/readings",
+    response_model=DeviceReadings,
+    dependencies=[Staff],
+    summary="A device's readings over time, downsampled for a chart",
+)
+def device_readings(
+    device_id: str,
+    ctx: CtxDep,
+    since: Annotated[datetime | None, Query(description="default: 24 h before until")] = None,
+    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    field: Annotated[list[str] | None, Query(description="only these fields (repeat it); default: all")] = None,
+    points: Annotated[int, Query(ge=10, le=2000, description="at most this many points per field")] = 300,
+) -> DeviceReadings:
+    """Readings stored in InfluxDB in [since, until): the mean of each numeric field per bucket, the max
+    of each flag (alarm, fault, lid_open: 1 when set at any time in the bucket). No readings: no series."""
+    if ctx.telemetry is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "readings are not available: this API process has no InfluxDB 1.x configured (--influx-url)",
+        )
+    for name, t in (("since", since), ("until", until)):
+        if t is not None and t.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a time zone, e.g. ...Z")
+    until = until or ctx.clock()
+    since = since or until - timedelta(hours=24)
+    if since >= until:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    try:
+        history = ctx.telemetry.query(device=device_id, since=since, until=until, points=points, fields=field)
+    except HistoryUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    except HistoryError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
+    except ValueError as exc:  # an unknown field
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return DeviceReadings.model_validate(history)
 
 
 @router.get("/events", response_model=list[EventPublic], dependencies=[Staff], summary="Events, newest first")

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
-from cloud.db.models import EventRow, WorkOrderHistory
+from cloud.db.models import EventRow, User, WorkOrderHistory
 from cloud.db.models import WorkOrder as WorkOrderRow
 from cloud.workorders.queries import can_see, visible
-from cloud.workorders.states import BadRequest, NotAllowed, Role, Status, WrongStatus
+from cloud.workorders.states import Action, BadRequest, NotAllowed, Role, Status, WrongStatus, allowed_actions
 from cloud.workorders.store import transition
 
 from ..deps import CtxDep, CurrentUser, SessionDep
@@ -47,7 +47,16 @@ def list_orders(
     return [WorkOrderPublic.model_validate(o) for o in session.execute(q).scalars()]
 
 
-def _detail(session: SessionDep, order: WorkOrderRow) -> WorkOrderDetail:
+def _actions(user: User, order: WorkOrderRow) -> list[Action]:
+    actions = allowed_actions(Status(order.status), Role(user.role))
+    if user.role == Role.RESIDENT.value and order.reporter != user.id:
+        return []  # a resident acts on their own reports only
+    if order.acknowledged_at is not None:
+        actions = [a for a in actions if a is not Action.ACKNOWLEDGE]
+    return actions
+
+
+def _detail(session: SessionDep, order: WorkOrderRow, user: User) -> WorkOrderDetail:
     history = session.execute(
         select(WorkOrderHistory).where(WorkOrderHistory.order_id == order.id).order_by(WorkOrderHistory.id)
     ).scalars()
@@ -59,6 +68,7 @@ def _detail(session: SessionDep, order: WorkOrderRow) -> WorkOrderDetail:
             **WorkOrderPublic.model_validate(order).model_dump(),
             "history": [HistoryPublic.model_validate(h) for h in history],
             "events": [EventPublic.model_validate(e) for e in events],
+            "actions": _actions(user, order),
         }
     )
 
@@ -68,13 +78,13 @@ def get_order(order_id: int, ctx: CtxDep, session: SessionDep, user: CurrentUser
     order = can_see(session, ctx.site, user, order_id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no work order {order_id} that you may see")
-    return _detail(session, order)
+    return _detail(session, order, user)
 
 
 @router.post(
     "/{order_id}/actions",
     response_model=WorkOrderDetail,
-    summary="Act on an order: dispatch, accept, arrive, resolve, close (with rating), reopen",
+    summary="Act on an order: acknowledge, dispatch, accept, arrive, resolve, close (with rating), reopen",
     responses={403: {"description": "your role may not do this"}, 409: {"description": "not from this status"}},
 )
 def act(order_id: int, body: ActionRequest, ctx: CtxDep, session: SessionDep, user: CurrentUser) -> WorkOrderDetail:
@@ -97,4 +107,4 @@ def act(order_id: int, body: ActionRequest, ctx: CtxDep, session: SessionDep, us
         session.rollback()
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     session.commit()
-    return _detail(session, order)
+    return _detail(session, order, user)
