@@ -106,7 +106,6 @@ def test_an_alarm_goes_from_the_wall_to_a_rated_close(demo: DemoStack, browser: 
     oid = int(str(order["id"]))
     expect(card).to_contain_text("Building 1")  # the grid tree's names, not ids
     expect(card).to_have_class("alarm sev-critical unacked")
-    shot(wall, "wall")
     # acknowledge: the sound stops, the card says who saw it; dispatch to the fire warden on duty
     card.get_by_role("button", name="Acknowledge").click()
     expect(card).to_contain_text("acknowledged by operator")
@@ -189,6 +188,10 @@ def test_devices_supervision_and_the_garage_map(demo: DemoStack, browser: Browse
     expect(stats.first).to_be_visible()
 
     page.goto(f"{base}/ui/site")
+    # the demo's north gate lets its resident in by face (then catches the tailgater behind them)
+    entry = page.locator("#entries tbody tr", has_text="r-1-0101")
+    expect(entry.first).to_contain_text("let in", timeout=30_000)
+    expect(entry.first).to_contain_text("face")
     lit = page.locator("#garage-map circle.light")
     expect(lit.first).to_be_attached(timeout=10_000)
     assert lit.count() == len(demo.site.garages[0].lights)
@@ -200,10 +203,20 @@ def test_devices_supervision_and_the_garage_map(demo: DemoStack, browser: Browse
     page.get_by_role("button", name="Auto").click()
 
 
-def test_chinese_labels_and_a_phone_sized_wall(demo: DemoStack, browser: Browser) -> None:
+def test_chinese_labels_a_phone_sized_wall_and_gate_snapshots(demo: DemoStack, browser: Browser) -> None:
     page = sign_in(browser, demo.api_url, "operator", viewport=PHONE, lang="zh")
     expect(page.locator("h1")).to_contain_text("实时告警")
     expect(page.locator("nav")).to_contain_text("工单")
+    expect(page.locator("#live")).to_have_class("live on", timeout=10_000)
+    # the demo gate's tailgating alarm, with the snapshot the gate took (fetched with the operator's token)
+    tailgating = page.locator("article.alarm.sev-major", has_text="尾随")
+    expect(tailgating).to_be_visible(timeout=30_000)
+    snap = tailgating.locator("img.snap")
+    expect(snap).to_be_visible(timeout=10_000)
+    assert snap.evaluate("(img) => img.complete && img.naturalWidth") > 100
     # nothing wider than the screen
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "phone-wall-zh")
+    desk = sign_in(browser, demo.api_url, "operator", viewport=DESK)
+    expect(desk.locator("article.alarm", has_text="Tailgating").locator("img.snap")).to_be_visible(timeout=10_000)
+    shot(desk, "wall")
