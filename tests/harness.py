@@ -326,3 +326,27 @@ def via_proxy(loaded: LoadedConfig, port: int) -> LoadedConfig:
     """The same site config, with the broker reached through ``port``."""
     site = loaded.site.model_copy(update={"broker": loaded.site.broker.model_copy(update={"port": port})})
     return LoadedConfig(site=site, path=loaded.path)
+
+
+def garage_site(tmp: Path, *, failsafe_s: float | None = None) -> Site:
+    """The test site with firmware-sim's example garage (``garage-1``) on gw-a's buses rs485-2 (lights) and
+    rs485-3 (sensors), its lights full on smoke-1's alarm."""
+    import yaml
+
+    from firmware_sim.garagelayout import EXAMPLE_LANES, layout
+
+    cfg: dict[str, Any] = yaml.safe_load((DATA / "site.yaml").read_text(encoding="utf-8"))
+    gw = next(g for g in cfg["gateways"] if g["id"] == "gw-a")
+    gw["buses"] += [
+        {"id": "rs485-2", "port": "../run/tty/gw-a.rs485-2", "baudrate": 9600, "timeout_s": 0.2},
+        {"id": "rs485-3", "port": "../run/tty/gw-a.rs485-3", "baudrate": 9600, "timeout_s": 0.1},
+    ]
+    garage = layout(EXAMPLE_LANES, gid="garage-1", name="Garage", location="g1", gateway="gw-a")
+    garage["fire_devices"] = ["smoke-1"]
+    if failsafe_s is not None:
+        for c in garage["controllers"]:
+            c["failsafe_s"] = failsafe_s
+    cfg["garages"] = [garage]
+    template = tmp / "template.yaml"
+    template.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return make_site(tmp, template)

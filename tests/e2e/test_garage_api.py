@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import Engine
 
 from cloud.app import CloudApp
@@ -24,31 +23,14 @@ from cloud.users import create_user
 from cloud.workorders.states import Role
 from firmware_sim.garage import Agent, Move, route
 from firmware_sim.garagebus import GarageWorld
-from firmware_sim.garagelayout import EXAMPLE_LANES, layout
 from firmware_sim.runner import Simulator, SimulatorThread
-from harness import DATA, EdgeThread, Site, make_site, wait_until
+from harness import EdgeThread, Site, garage_site, wait_until
 
 pytestmark = pytest.mark.slow
 
 GARAGE = "garage-1"
 PASSWORD = "correct horse battery"
 USERS = {"op-1": (Role.OPERATOR, None), "w-prop": (Role.GRID_WORKER, "property"), "r-1": (Role.RESIDENT, None)}
-
-
-def garage_site(tmp: Path) -> Site:
-    """The test site with the example garage on gw-a (as tests/e2e/test_garage_e2e.py builds it)."""
-    cfg: dict[str, Any] = yaml.safe_load((DATA / "site.yaml").read_text(encoding="utf-8"))
-    gw = next(g for g in cfg["gateways"] if g["id"] == "gw-a")
-    gw["buses"] += [
-        {"id": "rs485-2", "port": "../run/tty/gw-a.rs485-2", "baudrate": 9600, "timeout_s": 0.2},
-        {"id": "rs485-3", "port": "../run/tty/gw-a.rs485-3", "baudrate": 9600, "timeout_s": 0.1},
-    ]
-    garage = layout(EXAMPLE_LANES, gid=GARAGE, name="Garage", location="g1", gateway="gw-a")
-    garage["fire_devices"] = ["smoke-1"]
-    cfg["garages"] = [garage]
-    template = tmp / "template.yaml"
-    template.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return make_site(tmp, template)
 
 
 @dataclass

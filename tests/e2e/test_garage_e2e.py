@@ -11,40 +11,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from firmware_sim.garage import Agent, Move, route
 from firmware_sim.garagebus import GarageWorld
-from firmware_sim.garagelayout import EXAMPLE_LANES, layout
 from firmware_sim.ptybus import Fault
 from firmware_sim.runner import Simulator, SimulatorThread
-from harness import DATA, Collector, EdgeThread, Site, make_site, wait_until
+from harness import Collector, EdgeThread, Site, garage_site, wait_until
 from sc.contracts.messages import Command, CommandAck, CommandName, Event, EventKind, EventState
 from sc.contracts.topics import Kind, Topic
 
 pytestmark = pytest.mark.slow
 
 GARAGE = "garage-1"
-
-
-def garage_site(tmp: Path) -> Site:
-    cfg: dict[str, Any] = yaml.safe_load((DATA / "site.yaml").read_text(encoding="utf-8"))
-    gw = next(g for g in cfg["gateways"] if g["id"] == "gw-a")
-    gw["buses"] += [
-        {"id": "rs485-2", "port": "../run/tty/gw-a.rs485-2", "baudrate": 9600, "timeout_s": 0.2},
-        {"id": "rs485-3", "port": "../run/tty/gw-a.rs485-3", "baudrate": 9600, "timeout_s": 0.1},
-    ]
-    garage = layout(EXAMPLE_LANES, gid=GARAGE, name="Garage", location="g1", gateway="gw-a")
-    garage["fire_devices"] = ["smoke-1"]
-    for c in garage["controllers"]:
-        c["failsafe_s"] = 4.0
-    cfg["garages"] = [garage]
-    template = tmp / "template.yaml"
-    template.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return make_site(tmp, template)
 
 
 @contextmanager
@@ -68,7 +48,7 @@ def garage_events(col: Collector, device: str) -> list[Event]:
 
 
 def test_a_car_and_its_driver_are_followed_by_the_real_devices(tmp_path: Path) -> None:
-    site = garage_site(tmp_path)
+    site = garage_site(tmp_path, failsafe_s=4.0)
     with run_garage(site) as (edge, _col, _sim, world):
         m = world.model
         g = m.graph
@@ -135,7 +115,7 @@ def _all_full(world: GarageWorld, controller: str | None = None) -> bool:
 
 
 def test_faults_fire_alarm_and_override_from_the_control_room(tmp_path: Path) -> None:
-    site = garage_site(tmp_path)
+    site = garage_site(tmp_path, failsafe_s=4.0)
     with run_garage(site) as (edge, col, sim, world):
         assert wait_until(lambda: edge.app.conn.connected and bool(col.of_kind(Kind.STATUS)), 15)
         assert wait_until(lambda: edge.app.health()["garages"][GARAGE]["counters"]["writes"] >= 2, 10)

@@ -203,6 +203,25 @@ def test_devices_supervision_and_the_garage_map(demo: DemoStack, browser: Browse
     page.get_by_role("button", name="Auto").click()
 
 
+def test_a_wrong_password_is_refused_and_pages_need_a_sign_in(demo: DemoStack, browser: Browser) -> None:
+    page = browser.new_context(viewport=DESK).new_page()
+    page.goto(f"{demo.api_url}/ui/orders")
+    page.wait_for_url("**/ui/login?next=%2Fui%2Forders")  # nobody signed in: to the sign-in page, and back after
+    page.fill("input[name=username]", "operator")
+    page.fill("input[name=password]", "not the password")
+    page.click("button[type=submit]")
+    expect(page.locator("#signin-error")).to_be_visible()
+    expect(page.locator("#signin-error")).to_have_text("Wrong user or password")
+    assert "/ui/login" in page.url
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ui/orders")
+    # a token the API no longer honours (expired, or signed out elsewhere) sends the person back to sign in
+    page.evaluate("() => localStorage.setItem('sc_token', 'stale')")
+    page.reload()
+    page.wait_for_url("**/ui/login?next=%2Fui%2Forders")
+
+
 def test_chinese_labels_a_phone_sized_wall_and_gate_snapshots(demo: DemoStack, browser: Browser) -> None:
     page = sign_in(browser, demo.api_url, "operator", viewport=PHONE, lang="zh")
     expect(page.locator("h1")).to_contain_text("实时告警")

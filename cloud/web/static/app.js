@@ -92,12 +92,20 @@
     return null;
   };
 
-  // an image the API serves only to signed-in users (snapshots)
+  // an image the API serves only to signed-in users (snapshots), fetched once per page (views re-render often)
+  const images = new Map();
   SC.authImg = async (img, url) => {
-    const resp = await fetch(url, { headers: { Authorization: "Bearer " + localStorage.getItem(TOKEN) } });
-    if (!resp.ok) return;
-    img.src = URL.createObjectURL(await resp.blob());
-    img.hidden = false;
+    if (!images.has(url)) {
+      images.set(url, fetch(url, { headers: { Authorization: "Bearer " + localStorage.getItem(TOKEN) } })
+        .then((resp) => (resp.ok ? resp.blob().then((b) => URL.createObjectURL(b)) : null)));
+      if (images.size > 200) {
+        const [oldest, src] = images.entries().next().value;
+        images.delete(oldest);
+        src.then((u) => u && URL.revokeObjectURL(u));
+      }
+    }
+    const src = await images.get(url);
+    if (src) { img.src = src; img.hidden = false; }
   };
 
   // ---- sound: WebAudio beeps, more and higher for worse alarms; off until the person turns it on
