@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 import sc
+from cloud.workorders.states import TRANSITIONS, Status
 
 from .i18n import LANGS, labels, pick_lang
 
@@ -28,6 +29,14 @@ HERE = Path(__file__).parent
 VIEWS = ("wall", "orders", "devices", "supervision", "site")
 LANG_COOKIE = "sc_lang"
 _templates = Jinja2Templates(directory=HERE / "templates")
+#: the state machine as the scripts see it (cloud.workorders.states owns it): statuses in order, and per action
+#: the statuses it applies to and the roles that may take it
+RULES_JSON = json.dumps(
+    {
+        "statuses": [s.value for s in Status],
+        "actions": {a.value: {"from": sorted(r.sources), "roles": sorted(r.roles)} for a, r in TRANSITIONS.items()},
+    }
+)
 _router = APIRouter(include_in_schema=False)
 
 
@@ -59,6 +68,7 @@ def page(
             "other_langs": [x.value for x in LANGS if x is not chosen],
             "t": table,
             "labels_json": json.dumps(table, ensure_ascii=False),
+            "rules_json": RULES_JSON,
             "version": sc.__version__,
         },
     )

@@ -5,6 +5,12 @@
   const SC = window.SC;
   const TOKEN = "sc_token", USER = "sc_user", SOUND = "sc_sound";
 
+  // may the signed-in user take ``action`` on ``order`` now? (the state machine's rules; the API checks again)
+  SC.can = (action, order) => {
+    const rule = SC.rules.actions[action];
+    if (!rule || !rule.roles.includes(SC.user()?.role) || !rule.from.includes(order.status)) return false;
+    return action !== "acknowledge" || !order.acknowledged_at;
+  };
   SC.t = (key) => SC.labels[key] ?? key.split(".").pop().replaceAll("_", " ");
   SC.user = () => JSON.parse(localStorage.getItem(USER) || "null");
   SC.signOut = () => {

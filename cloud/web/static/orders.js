@@ -3,7 +3,8 @@
 "use strict";
 (async function () {
   const SC = window.SC, t = SC.t, el = SC.el;
-  const COLUMNS = ["open", "dispatched", "accepted", "on_site", "resolved", "reopened", "closed"];
+  // a column per status, closed last (it only shows the latest)
+  const COLUMNS = [...SC.rules.statuses.filter((s) => s !== "closed"), "closed"];
   const orders = new Map();
   const board = document.getElementById("board");
   const detail = document.getElementById("detail");
@@ -87,7 +88,7 @@
       el("h3", { text: t("order.history") }),
       el("ol", { class: "history" }, d.history.map((h) => el("li", {},
         el("time", { text: SC.fmtTime(h.at) }), " ",
-        el("b", { text: h.action in { acknowledge: 1, dispatch: 1, accept: 1, arrive: 1, resolve: 1, close: 1, reopen: 1 } ? t("action." + h.action) : h.action.replaceAll("_", " ") }),
+        el("b", { text: SC.labels["action." + h.action] ?? h.action.replaceAll("_", " ") }),
         ` · ${h.actor}` + (h.to_status && h.to_status !== h.from_status ? ` → ${t("status." + h.to_status)}` : "") + (h.note ? ` · ${h.note}` : "")))),
       d.events.length ? el("h3", { text: t("order.events") }) : null,
       d.events.length ? el("ol", { class: "history" }, d.events.map((e) => el("li", {},
@@ -115,7 +116,12 @@
 
   try {
     site = await SC.site();
-    for (const o of await SC.api("/work-orders?limit=500")) orders.set(o.id, o);
+    // every order still in work, and the latest closed ones (however many were closed before them)
+    const active = COLUMNS.filter((c) => c !== "closed").map((c) => "status=" + c).join("&");
+    const [working, closed] = await Promise.all([
+      SC.api(`/work-orders?${active}&limit=1000`), SC.api("/work-orders?status=closed&limit=20"),
+    ]);
+    for (const o of [...working, ...closed]) orders.set(o.id, o);
     render();
     const want = Number(location.hash.slice(1));
     if (want) select(want);

@@ -3,11 +3,10 @@
 (async function () {
   const SC = window.SC, t = SC.t;
   const RANK = { critical: 0, major: 1, warning: 2, info: 3 };
-  const ON_WALL = ["open", "dispatched", "accepted", "on_site", "reopened"];
+  const ON_WALL = SC.rules.actions.acknowledge.from; // every status in which an alarm still needs someone
   const orders = new Map();
   const box = document.getElementById("alarms");
   const tpl = document.getElementById("alarm-tpl");
-  const staff = ["operator", "admin", "department"].includes(SC.user()?.role);
   let site;
 
   const onWall = (o) => o.source === "device" && ON_WALL.includes(o.status);
@@ -39,14 +38,14 @@
     if (o.snapshot_url) SC.authImg(node.querySelector(".snap"), o.snapshot_url);
     const ack = node.querySelector(".ack");
     ack.textContent = t("action.acknowledge");
-    ack.hidden = !staff || !!o.acknowledged_at;
+    ack.hidden = !SC.can("acknowledge", o);
     ack.onclick = () => act(o, { action: "acknowledge" });
     const sel = node.querySelector(".worker");
     for (const w of site.workers) sel.append(SC.el("option", { value: w.id, selected: w.id === o.assignee, text: w.name }));
     sel.title = t("dispatch.to");
     const dispatch = node.querySelector(".dispatch");
     dispatch.textContent = t("action.dispatch");
-    sel.hidden = dispatch.hidden = !staff || !["open", "dispatched", "reopened"].includes(o.status);
+    sel.hidden = dispatch.hidden = !SC.can("dispatch", o);
     dispatch.onclick = () => act(o, { action: "dispatch", assignee: sel.value });
     const link = node.querySelector(".open");
     link.textContent = "#" + o.id;
@@ -67,7 +66,7 @@
   try {
     site = await SC.site();
     const q = ON_WALL.map((s) => "status=" + s).join("&");
-    for (const o of await SC.api(`/work-orders?${q}&limit=500`)) orders.set(o.id, o);
+    for (const o of await SC.api(`/work-orders?${q}&limit=1000`)) orders.set(o.id, o);
     render();
   } catch (err) { return SC.fail(err); }
 
