@@ -276,10 +276,11 @@ class SceneResult:
 _W: dict[str, Any] = {}
 
 
-def _init_worker(token: str, pub: str, tmp: str, baseline_stride: int) -> None:
+def _init_worker(token: str, pub: str, tmp: str, baseline_stride: int, min_face_px: int | None = None) -> None:
     engine = FaceEngine()
     _W.update(engine=engine, index=ours_gallery(engine), token=token, pub=load_public_key(Path(pub)), tmp=Path(tmp))
     _W["stride"] = baseline_stride
+    _W["min_face_px"] = min_face_px
     _W["naive"] = naive_gallery() if baseline_stride > 0 else None
 
 
@@ -291,7 +292,11 @@ def run_scene(job: tuple[str, str, int]) -> SceneResult:
     ledger = PassLedger(_W["tmp"] / f"ledger-{name}-{lighting}-{seed}-{uuid.uuid4().hex[:6]}.db")
     checker = PassChecker(public_key=_W["pub"], site=SITE, gate=GATE, ledger=ledger)
     pipe = GatePipeline(
-        settings=VisionSettings(door_line=DOOR_LINE, door_inside=DOOR_INSIDE),
+        settings=VisionSettings(
+            door_line=DOOR_LINE,
+            door_inside=DOOR_INSIDE,
+            **({"min_face_px": _W["min_face_px"]} if _W["min_face_px"] else {}),
+        ),
         engine=engine,
         gallery=lambda: index,
         passes=checker,
@@ -510,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--baseline-stride", type=int, default=0, help="also run the naive loop on every Nth frame (0: off, default)"
     )
+    ap.add_argument("--min-face-px", type=int, default=None, help="ours' min_face_px (a proposed setting)")
     ap.add_argument("--plot", type=Path, default=DOCS / "gate_distances.png")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="write the raw figures here")
@@ -548,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.scenes.split(",")
         ]
         results: list[SceneResult] = []
-        init = (token, str(tmp / "pass.pub"), str(tmp), args.baseline_stride)
+        init = (token, str(tmp / "pass.pub"), str(tmp), args.baseline_stride, args.min_face_px)
         ctx = mp.get_context("fork")
         with ctx.Pool(args.jobs, initializer=_init_worker, initargs=init) as pool:
             for r in pool.imap_unordered(run_scene, jobs):

@@ -33,6 +33,20 @@ Embedding = npt.NDArray[np.float32]  # (128,), unit length
 #: The HOG detector finds faces of about 80 px and up; smaller ones are upsampled or missed.
 HOG_MIN_FACE_PX = 80
 
+#: ``low_light`` detection: a downscaled region darker than this (mean grey level) is denoised before the detector
+#: sees it (a night camera's gain noise hides a dark face's gradients). Measured on the night scenes: a dark face is
+#: found 2-3 frames earlier and scored higher (0.3-0.9 instead of 0.0-0.3); contrast equalisation (CLAHE) on top
+#: of it gave oversized boxes on small faces in the noise, a gain or gamma alone changed nothing.
+DARK_LUMA = 80.0
+
+
+def low_light_grey(img: Image) -> npt.NDArray[np.uint8] | None:
+    """A denoised grey copy (3x3 Gaussian) of a dark RGB image for the detector; None if it is not dark."""
+    grey = np.asarray(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+    if float(grey.mean()) >= DARK_LUMA:
+        return None
+    return np.asarray(cv2.GaussianBlur(grey, (3, 3), 0), dtype=np.uint8)
+
 
 class EnrolmentError(ValueError):
     """A photo that cannot be enrolled: no face, several faces, a face too small."""
@@ -96,8 +110,13 @@ class FaceEngine:
         roi: tuple[int, int, int, int] | None = None,
         upsample: int = 0,
         min_score: float = 0.0,
+        low_light: bool = False,
     ) -> list[FaceBox]:
-        """Faces in ``rgb`` (or in its ``roi``: left, top, right, bottom), found on a copy ``scale`` times the size."""
+        """Faces in ``rgb`` (or in its ``roi``: left, top, right, bottom), found on a copy ``scale`` times the size.
+
+        ``low_light``: a dark copy is denoised first (:func:`low_light_grey`); the boxes are in the same pixels
+        (embeddings are taken from the frame itself, not from this copy).
+        """
         x0, y0 = 0, 0
         img = rgb
         if roi is not None:
@@ -109,6 +128,10 @@ class FaceEngine:
             w = max(1, round(img.shape[1] * scale))
             h = max(1, round(img.shape[0] * scale))
             img = np.asarray(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        if low_light:
+            dark = low_light_grey(img)
+            if dark is not None:
+                img = dark
         rects, scores, _ = self._detector.run(np.ascontiguousarray(img), upsample, min_score)
         out = []
         fh, fw = rgb.shape[:2]

@@ -48,7 +48,7 @@ from sc.config.schema import Gate
 from sc.contracts.messages import EntryMethod, EventKind
 
 from .counting import LineCounter
-from .faces import HOG_MIN_FACE_PX, FaceBox, FaceEngine, Image
+from .faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, FaceEngine, Image
 from .gallery import GalleryIndex
 from .liveness import frame_around_face
 from .motion import MotionDetector
@@ -87,7 +87,7 @@ class VisionSettings:
     """Tuning of the loop; the gate's config supplies threshold, sizes and timings."""
 
     threshold: float = 0.40
-    min_face_px: int = 120
+    min_face_px: int = 108  # decide on faces of 90 px (one detector step under): docs/gates.md, "Latency"
     liveness_frames: int = 3
     stranger_after_s: float | None = 10.0
     search_every: int = 2  # look for new faces in the moving area every N frames (2N while faces are followed)
@@ -95,6 +95,8 @@ class VisionSettings:
     poor_score: float = 0.35  # detector score below this: embed again later if a better view comes
     # the embedding is taken on the approach, one detector step before the decision size, on a view this clear
     approach_score: float = 1.0
+    # ... or this clear on a dark face (night: the detector scores a dark face low on every view)
+    dark_approach_score: float = 0.35
     # ... and opens the door only with a match this much inside the threshold (a smaller face: a clearer match);
     # anything else is looked at again at the decision size
     approach_margin: float = 0.05
@@ -102,6 +104,7 @@ class VisionSettings:
     door_line: tuple[tuple[float, float], tuple[float, float]] | None = None
     door_inside: Literal["left", "right"] = "right"
     check_liveness: bool = True
+    low_light: bool = True  # dark regions are denoised for the detector (not for the embedding)
 
     @classmethod
     def from_gate(cls, gate: Gate, **overrides: Any) -> VisionSettings:
@@ -251,9 +254,11 @@ class GatePipeline:
             for tr in self.tracker.tracks.values():
                 if tr.decided == "stranger" and not tr.stranger_reported:
                     rois.append(_grow(tr.box, 0.7, w, h))
-        # new faces in the moving area: every search_every frames, half as often while faces are followed (their
-        # own regions are searched every frame; the moving area around a person walking through is most of the cost)
-        every = s.search_every * (2 if self.tracker.tracks else 1)
+        # new faces in the moving area: every search_every frames, half as often while undecided faces are followed
+        # (their own regions are searched every frame; the moving area around a person walking through is most of
+        # the cost); a face already decided is not followed, so the next one behind it is searched for as often as
+        # with nobody in view
+        every = s.search_every * (2 if undecided else 1)
         if motion.moving and motion.box is not None and st.frames % every == 0:
             rois.append(motion.box)
         rois = _merge_rois(rois)
@@ -263,7 +268,7 @@ class GatePipeline:
             for roi in rois:
                 st.detections += 1
                 st.detect_px += int((roi[2] - roi[0]) * (roi[3] - roi[1]) * self._scale**2)
-                boxes.extend(self.engine.detect(rgb, scale=self._scale, roi=roi))
+                boxes.extend(self.engine.detect(rgb, scale=self._scale, roi=roi, low_light=s.low_light))
             boxes = _nms(boxes)
             grey: npt.NDArray[np.uint8] | None = None
             for tr in self.tracker.update(boxes, t):
@@ -308,7 +313,7 @@ class GatePipeline:
         if not visible:
             # approaching, one detector step from the decision size: embed now, on a clear view, so that the frame
             # on which the face is big enough needs no embedding (the ~100 ms it takes are spent while it comes)
-            if tr.decided is None and tr.embedding is None and whole and near and box.score >= s.approach_score:
+            if tr.decided is None and whole and near and self._look_on_approach(tr, grey, box):
                 self._embed(tr, rgb, box, approach=True)
             return self._loitering(tr, bgr, t) if tr.decided == "stranger" else []
         if tr.first_visible_t is None:
@@ -317,7 +322,12 @@ class GatePipeline:
         if (
             tr.embedding is None
             or (tr.approach and not self._clear(tr))
-            or (tr.embeddings < 2 and tr.embed_quality < s.poor_score and quality > tr.embed_quality)
+            or (
+                tr.embeddings < 2
+                and tr.embed_quality < s.poor_score
+                and quality > tr.embed_quality
+                and not self._dark_clear(tr, grey, box)
+            )
             or (tr.embeddings < 2 and self._ambiguous(tr) and box.height >= 1.2 * tr.embed_height)
         ):
             self._embed(tr, rgb, box)
@@ -327,7 +337,8 @@ class GatePipeline:
             return []  # not enough evidence yet: a grant needs the face whole in view and checked twice
         match = tr.match
         is_resident = match is not None and match.distance <= s.threshold
-        if is_resident and tr.embed_quality < s.poor_score and tr.embeddings < 2:
+        poor = tr.embed_quality < s.poor_score and tr.embeddings < 2 and not self._dark_clear(tr, grey, box)
+        if is_resident and poor:
             return []  # a poor first look: wait for a better one before opening the door
         # a frame with a whole rectangle round the face, or three in ten frames with edges on three sides,
         # refuse: a stranger let in is the worst failure; after an attack with someone's face, that face is
@@ -379,10 +390,35 @@ class GatePipeline:
         tr.embed_quality = box.score
         tr.embed_height = box.height
         tr.approach = approach
-        if not approach:
+        if approach:
+            tr.approach_looks += 1
+        else:
             tr.embeddings += 1
         self.stats.embeddings += 1
         tr.match = self._gallery().search(tr.embedding)
+
+    def _look_on_approach(self, tr: FaceTrack, grey: npt.NDArray[np.uint8], box: FaceBox) -> bool:
+        """Whether to embed this view on the approach: the first clear one (a lower bar for a dark face, which the
+        detector scores low on every view), and once more if that look was unclear and this view is clearly better."""
+        s = self.settings
+        if tr.embedding is None:
+            return box.score >= (s.dark_approach_score if _dark(grey, box) else s.approach_score)
+        return (
+            tr.approach
+            and tr.approach_looks < 2
+            and not self._clear(tr)
+            and box.score >= max(s.approach_score, tr.embed_quality + 0.3)
+        )
+
+    def _dark_clear(self, tr: FaceTrack, grey: npt.NDArray[np.uint8], box: FaceBox) -> bool:
+        """A clear match (``approach_margin`` inside the threshold) on a dark face: the detector scores a dark face
+        low on every view (0.0-0.6 at night), so a low score there says nothing about the look and waiting for a
+        better one only delays the door."""
+        m = tr.match
+        s = self.settings
+        if m is None or m.distance > s.threshold - s.approach_margin:
+            return False
+        return _dark(grey, box)
 
     def _clear(self, tr: FaceTrack) -> bool:
         """Whether an embedding taken on the approach settles the face: a clear match, or nobody near."""
@@ -497,6 +533,12 @@ class GatePipeline:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _dark(grey: npt.NDArray[np.uint8], box: FaceBox) -> bool:
+    """Whether the face in ``box`` is dark (night, a face against the light): mean grey level under DARK_LUMA."""
+    face = grey[box.top : box.bottom, box.left : box.right]
+    return face.size > 0 and float(face.mean()) < DARK_LUMA
 
 
 def _grow(box: FaceBox, k: float, w: int, h: int) -> tuple[int, int, int, int]:

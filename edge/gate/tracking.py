@@ -25,6 +25,7 @@ class FaceTrack:
     embed_height: int = 0  # face height when it was embedded
     embeddings: int = 0  # how many times it was embedded at the decision size (1, or 2 when the first was poor)
     approach: bool = False  # the embedding was taken on the approach (the face not yet at the decision size)
+    approach_looks: int = 0  # embeddings taken on the approach (a second only if the first was unclear)
     match: Match | None = None
     decided: str | None = None  # "grant" / "refuse" / "stranger-pending"
     spoof_reason: str | None = None  # the last liveness check that failed, and why

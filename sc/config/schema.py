@@ -349,7 +349,11 @@ class Gate(_Config):
         description="largest embedding distance accepted as a match; `sc gate report` proposes one from data",
     )
     min_face_px: int = Field(
-        default=120, ge=40, le=1000, title="Smallest face to act on", description="face height in full-frame pixels"
+        default=108,
+        ge=40,
+        le=1000,
+        title="Smallest face to act on",
+        description="face height in full-frame pixels; decisions are made from one detector step (1.2x) under it",
     )
     liveness_frames: int = Field(
         default=3, ge=1, le=50, title="Frames of evidence", description="frames a face must be tracked before a grant"

@@ -363,6 +363,7 @@ class ScriptedEngine(FaceEngine):
         roi: tuple[int, int, int, int] | None = None,
         upsample: int = 0,
         min_score: float = 0.0,
+        low_light: bool = False,
     ) -> list[FaceBox]:
         self.scales.add(scale)
         box = self.boxes.get(self.frame)
@@ -386,21 +387,23 @@ def face(height: int, score: float) -> FaceBox:
 
 
 def run_pipeline(
-    boxes: dict[int, FaceBox], distances: dict[int, float], frames: int = 16
+    boxes: dict[int, FaceBox], distances: dict[int, float], frames: int = 16, grey: int = 140
 ) -> tuple[list[tuple[int, str, str | None]], ScriptedEngine]:
-    """The pipeline (threshold 0.40, min_face_px 120: decisions from 100 px) on plain frames with a dark rectangle
-    moving along the bottom (motion, far from the face); (frame, what, person) of each outcome."""
+    """The pipeline (threshold 0.40, min_face_px 120 (not the default 108, for round numbers): decisions from
+    100 px) on plain frames (grey level ``grey``:
+    under 80 is a dark face) with a rectangle moving along the bottom (motion, far from the face); (frame, what,
+    person) of each outcome."""
     from edge.gate.gallery import GalleryIndex
     from edge.gate.pipeline import GatePipeline, VisionSettings
 
     engine = ScriptedEngine(boxes, distances)
     index = GalleryIndex(["r-a"], ["A"], RESIDENT)
-    pipe = GatePipeline(settings=VisionSettings(), engine=engine, gallery=lambda: index)
+    pipe = GatePipeline(settings=VisionSettings(min_face_px=120), engine=engine, gallery=lambda: index)
     out: list[tuple[int, str, str | None]] = []
     for k in range(frames):
         engine.frame = k
-        f = np.full((H, W, 3), 140, dtype=np.uint8)
-        f[400:460, 20 + 12 * k : 80 + 12 * k] = 30
+        f = np.full((H, W, 3), grey, dtype=np.uint8)
+        f[400:460, 20 + 12 * k : 80 + 12 * k] = 30 if grey > 100 else 200
         out += [(k, o.what, o.person) for o in pipe.process(f, k * 0.04)]
     return out, engine
 
@@ -452,3 +455,52 @@ def test_a_face_already_big_enough_is_still_big_enough_when_its_box_drops_one_de
     out, engine = run_pipeline(boxes, {10: 0.2, 11: 0.2})
     assert engine.embedded == [10, 11]
     assert out == [(11, "entry", "r-a")]
+
+
+# --------------------------------------------------------------------------- dark faces (night)
+
+
+def test_a_dark_face_is_looked_at_on_the_approach_on_a_lower_detector_score() -> None:
+    # the detector scores a dark face low on every view: 0.5 is under approach_score (1.0), over dark_approach_score
+    out, engine = run_pipeline(approaching(1, 0.5), {1: 0.2}, grey=40)
+    assert engine.embedded == [1]
+    assert out == [(10, "entry", "r-a")]
+    bright, engine = run_pipeline(approaching(1, 0.5), {10: 0.2})
+    assert engine.embedded == [10]  # in good light the same score is an unclear view, embedded at the decision size
+    assert bright == [(10, "entry", "r-a")]
+
+
+def test_an_unclear_dark_look_on_the_approach_is_taken_again_on_a_clearly_better_view_before_the_decision() -> None:
+    boxes = approaching(1, 0.5) | {k: face(92, 1.5) for k in range(5, 10)}
+    out, engine = run_pipeline(boxes, {1: 0.37, 5: 0.2}, grey=40)
+    assert engine.embedded == [1, 5]  # both on the approach: the decision frame needs detection only
+    assert out == [(10, "entry", "r-a")]
+
+
+def test_a_clear_match_on_a_poor_dark_view_opens_without_waiting_for_a_better_view() -> None:
+    boxes = approaching(1, 0.2) | {10: face(109, 0.2), 11: face(109, 0.5), 12: face(109, 0.5)}
+    out, engine = run_pipeline(boxes, {10: 0.2, 11: 0.2}, grey=40)
+    assert engine.embedded == [10]
+    assert out == [(10, "entry", "r-a")]
+    # in good light a poor first look is looked at again on a better view before the door opens
+    bright, engine = run_pipeline(boxes, {10: 0.2, 11: 0.2})
+    assert engine.embedded == [10, 11]
+    assert bright == [(11, "entry", "r-a")]
+
+
+def test_a_poor_dark_view_near_the_threshold_still_waits_for_a_better_one() -> None:
+    boxes = approaching(1, 0.2) | {10: face(109, 0.2), 11: face(109, 0.5), 12: face(109, 0.5)}
+    out, engine = run_pipeline(boxes, {10: 0.38, 11: 0.2}, grey=40)
+    assert engine.embedded == [10, 11]
+    assert out == [(11, "entry", "r-a")]
+
+
+def test_only_a_dark_region_is_denoised_for_the_detector() -> None:
+    from edge.gate.faces import low_light_grey
+
+    rng = np.random.default_rng(0)
+    dark = rng.integers(20, 60, size=(60, 80, 3), dtype=np.uint8)
+    grey = low_light_grey(dark)
+    assert grey is not None and grey.shape == (60, 80) and grey.dtype == np.uint8
+    assert float(grey.std()) < float(dark[..., 0].std())  # smoothed
+    assert low_light_grey(np.full((60, 80, 3), 140, dtype=np.uint8)) is None
