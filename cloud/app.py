@@ -24,7 +24,7 @@ from sc.config.loader import LoadedConfig
 from sc.contracts.messages import Telemetry
 from sc.contracts.topics import PREFIX, SCHEMA_VERSION
 from sc.health import HealthServer
-from sc.mosquitto import free_port, wait_port
+from sc.mosquitto import free_port
 from sc.mqtt import AuthRefused, MqttCredentials
 from sc.secrets import SecretError, read_password
 from sc.waiting import wait_until
@@ -176,11 +176,21 @@ class CloudApp:
         config = uvicorn.Config(
             create_api(ctx), host=s.api_host, port=self.api_port, log_level="warning", lifespan="off"
         )
-        self._api_server = uvicorn.Server(config)
-        self._api_thread = threading.Thread(target=self._api_server.run, name="api", daemon=True)
-        self._api_thread.start()
-        if not wait_port(self.api_port, 10, host=s.api_host):
-            raise CloudStartupError(f"the API did not start on {s.api_host}:{self.api_port}")
+        server = self._api_server = uvicorn.Server(config)
+        failed: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                server.run()
+            except BaseException as exc:  # uvicorn exits (SystemExit) when it cannot bind: the port is taken
+                failed.append(exc)
+
+        thread = self._api_thread = threading.Thread(target=serve, name="api", daemon=True)
+        thread.start()
+        wait_until(lambda: server.started or not thread.is_alive(), 10)
+        if not server.started:
+            why = "the port is taken or cannot be bound" if failed else "not listening after 10 s"
+            raise CloudStartupError(f"the API did not start on {s.api_host}:{self.api_port}: {why}")
         log.info("API at http://%s:%d/docs", s.api_host, self.api_port)
 
     def _history(self, s: CloudSettings) -> TelemetryHistory | None:

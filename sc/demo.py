@@ -23,11 +23,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sc.config.loader import LoadedConfig
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from cloud.app import CloudApp
     from cloud.monitor import Monitor
     from cloud.workorders.store import EventOutcome
@@ -93,6 +95,14 @@ class DemoStack:
         return self.workdir / "cloud.db"
 
     def start(self) -> DemoStack:
+        """Start every part in order; if one fails, stop those already started and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> DemoStack:
         from cloud.app import CloudApp
         from cloud.db.engine import make_engine, make_sessions, migrate
         from cloud.monitor import Monitor
@@ -133,8 +143,9 @@ class DemoStack:
         self.cloud = CloudApp(self.cfg, settings, on_outcomes=self.on_outcomes)
         self.cloud.start()
         _enrol_demo_residents(self.cfg)
-        self.sim = SimulatorThread(Simulator(self.cfg, scenario=self.scenario_data, speed=self.speed, garage_traffic=0))
-        self.sim.start()
+        self.sim = SimulatorThread(
+            Simulator(self.cfg, scenario=self.scenario_data, speed=self.speed, garage_traffic=0)
+        ).start()
         self.apps = [EdgeApp(self.cfg, g.id) for g in demo_gateways]
         self._edges = threading.Thread(target=self._run_edges, name="demo-edges", daemon=True)
         self._edges.start()
@@ -161,7 +172,7 @@ class DemoStack:
 
     # ------------------------------------------------------------------ parts
 
-    def _create_users(self, sessions: Any) -> None:
+    def _create_users(self, sessions: sessionmaker[Session]) -> None:
         """The operator and every grid worker of the config, all with the demo's password."""
         from cloud.users import create_user
         from cloud.workorders.states import Role

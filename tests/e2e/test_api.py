@@ -441,3 +441,27 @@ def test_every_page_its_scripts_and_the_chart_library_are_served(stack: Stack) -
         assert r.status_code == 404 and "no page 'nope'" in r.json()["detail"]
         r = c.get("/ui/static/vendor/chart-4.6.1.umd.min.js")
         assert r.status_code == 200 and b"Chart.js v4.6.1" in r.content[:200]
+
+
+def test_the_cloud_refuses_to_start_when_its_api_port_is_taken(site: Site, db: Engine, tmp_path: Path) -> None:
+    import socket
+
+    from cloud.app import CloudStartupError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = CloudSettings.model_validate(
+            {
+                "database_url": db.url.render_as_string(hide_password=False),
+                "api_port": port,
+                "media_dir": str(tmp_path / "media"),
+                "pass_key_file": str(tmp_path / "keys" / "pass.pem"),
+            }
+        )
+        app = CloudApp(site.loaded, settings)
+        with pytest.raises(CloudStartupError) as err:
+            app.start()
+        app.stop()
+    assert str(err.value) == f"the API did not start on 127.0.0.1:{port}: the port is taken or cannot be bound"
