@@ -350,3 +350,53 @@ def garage_site(tmp: Path, *, failsafe_s: float | None = None) -> Site:
     template = tmp / "template.yaml"
     template.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return make_site(tmp, template)
+
+
+# --------------------------------------------------------------------------- the cloud's API in tests
+
+API_PASSWORD = "correct horse battery"
+
+
+def api_settings(db: Any, tmp: Path, **extra: Any) -> Any:
+    """:class:`cloud.settings.CloudSettings` for a test cloud with its API on a free port: the test database
+    ``db`` (an Engine), media and the visitor-pass key under ``tmp``, no escalation during the test."""
+    from cloud.settings import CloudSettings
+
+    return CloudSettings.model_validate(
+        {
+            "database_url": db.url.render_as_string(hide_password=False),
+            "api_port": 0,
+            "escalation_interval_s": 3600,
+            "media_dir": str(tmp / "media"),
+            "pass_key_file": str(tmp / "keys" / "pass.pem"),
+            **extra,
+        }
+    )
+
+
+def add_api_users(db: Any, users: dict[str, tuple[Any, str | None, str | None]], *, now: Any = None) -> None:
+    """Create ``users`` (id -> (role, department, location)), each named by its id, password :data:`API_PASSWORD`."""
+    from datetime import UTC, datetime
+
+    from cloud.db.engine import make_sessions
+    from cloud.users import create_user
+
+    with make_sessions(db).begin() as s:
+        for uid, (role, dept, loc) in users.items():
+            create_user(
+                s, user_id=uid, name=uid, role=role, password=API_PASSWORD, now=now or datetime.now(UTC),
+                department=dept, location=loc,
+            )  # fmt: skip
+
+
+def api_tokens(base: str, users: Any) -> dict[str, str]:
+    """Sign each of ``users`` in at the API at ``base``: id -> bearer token."""
+    import httpx
+
+    tokens = {}
+    with httpx.Client(base_url=base, timeout=10) as c:
+        for uid in users:
+            r = c.post("/api/v1/auth/token", data={"username": uid, "password": API_PASSWORD})
+            assert r.status_code == 200, r.text
+            tokens[uid] = r.json()["access_token"]
+    return tokens

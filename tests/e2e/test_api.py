@@ -19,15 +19,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 
 from cloud.app import CloudApp
-from cloud.db.engine import make_sessions
-from cloud.settings import CloudSettings
-from cloud.users import create_user
 from cloud.workorders.states import Role
-from harness import Site, wait_until
+from harness import API_PASSWORD, Site, add_api_users, api_settings, api_tokens, wait_until
 from sc.contracts.messages import AlarmPayload, Event, EventKind, EventState, Severity, SmokeReading, encode
 from sc.contracts.topics import Kind, Topic
 
-PASSWORD = "correct horse battery"
+PASSWORD = API_PASSWORD
 USERS = {
     "op-1": (Role.OPERATOR, None, None),
     "w-fire": (Role.GRID_WORKER, "fire", None),
@@ -71,29 +68,12 @@ class Stack:
 @pytest.fixture
 def stack(site: Site, db: Engine, tmp_path: Path) -> Iterator[Stack]:
     clock = Clock()
-    with make_sessions(db).begin() as s:
-        for uid, (role, dept, loc) in USERS.items():
-            create_user(
-                s, user_id=uid, name=uid, role=role, password=PASSWORD, now=clock(), department=dept, location=loc
-            )
-    settings = CloudSettings.model_validate(
-        {
-            "database_url": db.url.render_as_string(hide_password=False),
-            "api_port": 0,
-            "escalation_interval_s": 3600,
-            "media_dir": str(tmp_path / "media"),
-            "pass_key_file": str(tmp_path / "keys" / "pass.pem"),
-        }
-    )
+    add_api_users(db, USERS, now=clock())
+    settings = api_settings(db, tmp_path)
     app = CloudApp(site.loaded, settings, clock=clock)
     app.start()
     base = f"http://127.0.0.1:{app.api_port}"
-    tokens = {}
-    with httpx.Client(base_url=base) as c:
-        for uid in USERS:
-            r = c.post("/api/v1/auth/token", data={"username": uid, "password": PASSWORD})
-            assert r.status_code == 200, r.text
-            tokens[uid] = r.json()["access_token"]
+    tokens = api_tokens(base, USERS)
     try:
         yield Stack(site, app, clock, base, tokens, tmp_path)
     finally:
@@ -452,14 +432,7 @@ def test_the_cloud_refuses_to_start_when_its_api_port_is_taken(site: Site, db: E
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        settings = CloudSettings.model_validate(
-            {
-                "database_url": db.url.render_as_string(hide_password=False),
-                "api_port": port,
-                "media_dir": str(tmp_path / "media"),
-                "pass_key_file": str(tmp_path / "keys" / "pass.pem"),
-            }
-        )
+        settings = api_settings(db, tmp_path, api_port=port)
         app = CloudApp(site.loaded, settings)
         with pytest.raises(CloudStartupError) as err:
             app.start()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,16 @@ import pytest
 from sqlalchemy import Engine
 
 from cloud.app import CloudApp
-from cloud.db.engine import make_sessions
-from cloud.settings import CloudSettings
-from cloud.users import create_user
 from cloud.workorders.states import Role
 from firmware_sim.garage import Agent, Move, route
 from firmware_sim.garagebus import GarageWorld
 from firmware_sim.runner import Simulator, SimulatorThread
-from harness import EdgeThread, Site, garage_site, wait_until
+from harness import API_PASSWORD, EdgeThread, Site, add_api_users, api_settings, api_tokens, garage_site, wait_until
 
 pytestmark = pytest.mark.slow
 
 GARAGE = "garage-1"
-PASSWORD = "correct horse battery"
+PASSWORD = API_PASSWORD
 USERS = {"op-1": (Role.OPERATOR, None), "w-prop": (Role.GRID_WORKER, "property"), "r-1": (Role.RESIDENT, None)}
 
 
@@ -60,20 +56,8 @@ class Stack:
 @pytest.fixture
 def stack(db: Engine, tmp_path: Path) -> Iterator[Stack]:
     site = garage_site(tmp_path)
-    now = datetime.now(UTC)
-    with make_sessions(db).begin() as s:
-        for uid, (role, dept) in USERS.items():
-            create_user(s, user_id=uid, name=uid, role=role, password=PASSWORD, now=now, department=dept)
-    settings = CloudSettings.model_validate(
-        {
-            "database_url": db.url.render_as_string(hide_password=False),
-            "api_port": 0,
-            "escalation_interval_s": 3600,
-            "media_dir": str(tmp_path / "media"),
-            "pass_key_file": str(tmp_path / "keys" / "pass.pem"),
-            "door_open_timeout_s": 3.0,
-        }
-    )
+    add_api_users(db, {uid: (role, dept, None) for uid, (role, dept) in USERS.items()})
+    settings = api_settings(db, tmp_path, door_open_timeout_s=3.0)
     site.broker.start()
     sim = SimulatorThread(Simulator(site.loaded, gateways=["gw-a"])).start()
     edge = EdgeThread(site.loaded, "gw-a").start()
@@ -82,12 +66,7 @@ def stack(db: Engine, tmp_path: Path) -> Iterator[Stack]:
         edge.wait_ready()
         app.start()
         base = f"http://127.0.0.1:{app.api_port}"
-        tokens = {}
-        with httpx.Client(base_url=base) as c:
-            for uid in USERS:
-                r = c.post("/api/v1/auth/token", data={"username": uid, "password": PASSWORD})
-                assert r.status_code == 200, r.text
-                tokens[uid] = r.json()["access_token"]
+        tokens = api_tokens(base, USERS)
         yield Stack(site, app, edge, sim.sim.garages[GARAGE], base, tokens)
     finally:
         app.stop()

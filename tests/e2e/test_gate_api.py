@@ -29,16 +29,13 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cloud.app import CloudApp
-from cloud.db.engine import make_sessions
 from cloud.db.models import DeadLetter, Entry, EventRow, Resident, WorkOrder
-from cloud.settings import CloudSettings
-from cloud.users import create_user
 from cloud.workorders.states import Role
 from edge.gate.faces import FaceEngine, load_rgb
 from edge.gate.gallery import GalleryError
 from edge.gate.service import GateService
 from firmware_sim.faces import identities
-from harness import Site, wait_until
+from harness import API_PASSWORD, Site, add_api_users, api_settings, api_tokens, wait_until
 from sc.contracts.messages import (
     DEFAULT_SEVERITY,
     Command,
@@ -56,7 +53,7 @@ from sc.contracts.messages import (
 )
 from sc.contracts.topics import Kind, Topic, topic_filter
 
-PASSWORD = "correct horse battery"
+PASSWORD = API_PASSWORD
 USERS = {
     "op-1": (Role.OPERATOR, None),
     "prop-1": (Role.DEPARTMENT, "property"),  # the property company's office
@@ -178,33 +175,15 @@ class Stack:
 
 @pytest.fixture
 def stack(site: Site, db: Engine, tmp_path: Path) -> Iterator[Stack]:
-    now = datetime.now(UTC)
-    with make_sessions(db).begin() as s:
-        for uid, (role, dept) in USERS.items():
-            create_user(s, user_id=uid, name=uid, role=role, password=PASSWORD, now=now, department=dept)
-    settings = CloudSettings.model_validate(
-        {
-            "database_url": db.url.render_as_string(hide_password=False),
-            "api_port": 0,
-            "escalation_interval_s": 3600,
-            "device_flush_s": 0.2,
-            "media_dir": str(tmp_path / "media"),
-            "pass_key_file": str(tmp_path / "keys" / "pass.pem"),
-            "gate_sync_interval_s": 0.2,
-            "gate_ack_timeout_s": 1.0,
-            "gate_retry_max_s": 2.0,
-            "door_open_timeout_s": 1.5,
-        }
-    )
+    add_api_users(db, {uid: (role, dept, None) for uid, (role, dept) in USERS.items()})
+    settings = api_settings(
+        db, tmp_path, device_flush_s=0.2, gate_sync_interval_s=0.2, gate_ack_timeout_s=1.0, gate_retry_max_s=2.0,
+        door_open_timeout_s=1.5,
+    )  # fmt: skip
     app = CloudApp(site.loaded, settings)
     app.start()
     base = f"http://127.0.0.1:{app.api_port}"
-    tokens = {}
-    with httpx.Client(base_url=base) as c:
-        for uid in USERS:
-            r = c.post("/api/v1/auth/token", data={"username": uid, "password": PASSWORD})
-            assert r.status_code == 200, r.text
-            tokens[uid] = r.json()["access_token"]
+    tokens = api_tokens(base, USERS)
     gate = FakeGate(site, tmp_path / "gate-var")
     try:
         yield Stack(site, app, db, base, tokens, tmp_path / "media", gate)
