@@ -1,6 +1,6 @@
 """Every label the control-room page shows, in English and Chinese.
 
-Statuses, actions, severities and event kinds are keyed by their enums (the
+Statuses, actions, history events, severities and event kinds are keyed by their enums (the
 state machine and the contracts own the values; this module only names them
 for people), so a new status without a label fails a test rather than showing
 a raw id. The page gets the chosen language's table as JSON.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from cloud.workorders.states import Action, Status
+from cloud.workorders.states import Action, HistoryEvent, Status
 from sc.contracts.messages import EventKind, Severity
 
 __all__ = ["LANGS", "Lang", "labels", "pick_lang"]
@@ -150,6 +150,13 @@ ACTION: dict[Action, tuple[str, str]] = {
     Action.REOPEN: ("Reopen", "重开"),
 }
 
+HISTORY: dict[HistoryEvent, tuple[str, str]] = {
+    HistoryEvent.OPEN: ("Opened", "立单"),
+    HistoryEvent.ALARM_AGAIN: ("Alarm again", "再次告警"),
+    HistoryEvent.DEVICE_CLEARED: ("Device cleared", "设备恢复"),
+    HistoryEvent.ESCALATE: ("Escalated", "升级督办"),
+}
+
 SEVERITY: dict[Severity, tuple[str, str]] = {
     Severity.CRITICAL: ("Critical", "紧急"),
     Severity.MAJOR: ("Major", "重要"),
@@ -183,10 +190,12 @@ KIND: dict[EventKind, tuple[str, str]] = {
 
 
 def labels(lang: Lang) -> dict[str, str]:
-    """The flat table the page uses: ``ui key``, ``status.<s>``, ``action.<a>``, ``severity.<s>``, ``kind.<k>``."""
+    """The flat table the page uses: ``ui key``, ``status.<s>``, ``action.<a>``, ``history.<h>``, ``severity.<s>``,
+    ``kind.<k>``."""
     i = 0 if lang is Lang.EN else 1
     out = {k: v[i] for k, v in _UI.items()}
-    for prefix, table in (("status", STATUS), ("action", ACTION), ("severity", SEVERITY), ("kind", KIND)):
+    tables = (("status", STATUS), ("action", ACTION), ("history", HISTORY), ("severity", SEVERITY), ("kind", KIND))
+    for prefix, table in tables:
         out.update({f"{prefix}.{k.value}": v[i] for k, v in table.items()})
     return out
 

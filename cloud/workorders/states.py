@@ -22,6 +22,7 @@ __all__ = [
     "TRANSITIONS",
     "Action",
     "BadRequest",
+    "HistoryEvent",
     "NotAllowed",
     "Role",
     "Status",
@@ -54,6 +55,15 @@ class Action(StrEnum):
     RESOLVE = "resolve"
     CLOSE = "close"
     REOPEN = "reopen"
+
+
+class HistoryEvent(StrEnum):
+    """What else the history records, besides people's actions (the ``action`` column holds either)."""
+
+    OPEN = "open"  # an alarm or a report opened the order
+    ALARM_AGAIN = "alarm_again"  # the device raised the alarm again while the order was open
+    DEVICE_CLEARED = "device_cleared"  # the device says the condition ended
+    ESCALATE = "escalate"  # a deadline passed: the next grid level up is told
 
 
 class Role(StrEnum):

@@ -28,7 +28,7 @@ from sc.contracts.messages import CLEARED_BY, RECORD_KINDS, Event, EventState, G
 
 from .catalogue import EVENT_CATEGORY
 from .routing import Router
-from .states import ACTIVE, Action, BadRequest, NotAllowed, Role, Status, WrongStatus, next_status
+from .states import ACTIVE, Action, BadRequest, HistoryEvent, NotAllowed, Role, Status, WrongStatus, next_status
 
 __all__ = [
     "EventOutcome",
@@ -261,6 +261,9 @@ def _apply_groups(
                 "updated_at": ins.excluded.updated_at,
                 "cleared_at": ins.excluded.cleared_at,
                 "snapshot_event_id": func.coalesce(ins.excluded.snapshot_event_id, WorkOrder.snapshot_event_id),
+                # the device alarms again: the control room has not seen this one yet
+                "acknowledged_at": None,
+                "acknowledged_by": None,
             },
         ).returning(WorkOrder.open_key, WorkOrder.id, WorkOrder.first_event_id)
         for key, oid, first_id in session.execute(upsert):
@@ -275,7 +278,14 @@ def _apply_groups(
         links += [{"id": e.id, "work_order_id": order_id} for e in group]
         if opened:
             history.append(
-                _hrow(order_id, now, "open", None, Status.OPEN, data={"event_id": first.id, "device": first.device})
+                _hrow(
+                    order_id,
+                    now,
+                    HistoryEvent.OPEN,
+                    None,
+                    Status.OPEN,
+                    data={"event_id": first.id, "device": first.device},
+                )
             )
             if route.assignee is not None:  # routing found the person: dispatch at once
                 dispatched.append({"id": order_id, "status": Status.DISPATCHED.value})
@@ -290,9 +300,29 @@ def _apply_groups(
                         data={"department": route.department, "assignee": route.assignee},
                     )
                 )
+        else:
+            history.append(
+                _hrow(
+                    order_id,
+                    now,
+                    HistoryEvent.ALARM_AGAIN,
+                    None,
+                    None,
+                    note=f"{len(raises)} more alarm(s) from {first.device}",
+                    data={"event_id": first.id},
+                )
+            )
         if last.state is EventState.CLEARED:
             history.append(
-                _hrow(order_id, now, "device_cleared", None, None, note=_CLEARED_NOTE, data={"event_id": last.id})
+                _hrow(
+                    order_id,
+                    now,
+                    HistoryEvent.DEVICE_CLEARED,
+                    None,
+                    None,
+                    note=_CLEARED_NOTE,
+                    data={"event_id": last.id},
+                )
             )
         for e in group:
             if e is first:
@@ -320,7 +350,9 @@ def _apply_groups(
         order.last_event_id = ev.id
         order.last_reading = _reading(ev) or order.last_reading
         order.updated_at = now
-        history.append(_hrow(order.id, now, "device_cleared", None, None, note=_CLEARED_NOTE, data={"event_id": ev.id}))
+        history.append(
+            _hrow(order.id, now, HistoryEvent.DEVICE_CLEARED, None, None, note=_CLEARED_NOTE, data={"event_id": ev.id})
+        )
         links += [{"id": e.id, "work_order_id": order.id} for e in group]
         results.update({e.id: EventOutcome(e.id, duplicate=False, order_id=order.id, cleared=True) for e in group})
     if dispatched:
@@ -342,7 +374,7 @@ def _hrow(
     data: dict[str, Any] | None = None,
 ) -> WorkOrderHistory:
     return WorkOrderHistory(
-        order_id=order_id, at=at, actor=SYSTEM, role=Role.SYSTEM.value, action=action,
+        order_id=order_id, at=at, actor=SYSTEM, role=Role.SYSTEM.value, action=str(action),
         from_status=from_status.value if from_status else None, to_status=to_status.value if to_status else None,
         note=note, data=data,
     )  # fmt: skip
@@ -508,7 +540,7 @@ def escalate_due(session: Session, *, router: Router, now: datetime, limit: int 
         order.next_escalation_at = now + timedelta(minutes=period)
         order.updated_at = now
         _history(
-            session, order_id=order.id, at=now, actor=SYSTEM, role=Role.SYSTEM, action="escalate",
+            session, order_id=order.id, at=now, actor=SYSTEM, role=Role.SYSTEM, action=HistoryEvent.ESCALATE.value,
             from_status=None, to_status=None,
             note=f"{missed} deadline passed: escalated to {order.escalated_to} (level {order.escalation_level})",
             data={"level": order.escalation_level, "to": order.escalated_to, "missed": missed},
@@ -554,7 +586,7 @@ def create_report(
     session.add(order)
     session.flush()
     _history(
-        session, order_id=order.id, at=now, actor=reporter, role=Role.RESIDENT, action="open",
+        session, order_id=order.id, at=now, actor=reporter, role=Role.RESIDENT, action=HistoryEvent.OPEN.value,
         from_status=None, to_status=Status.OPEN, note=description[:200],
     )  # fmt: skip
     if route.assignee is not None:

@@ -91,10 +91,22 @@ def test_repeats_attach_and_a_clear_is_noted_but_does_not_close(engine: Engine, 
     [o] = orders(engine)
     assert o.alarm_count == 3 and o.last_reading is not None and o.last_reading["smoke_density"] == 1.0
     assert o.cleared_at == T0 + timedelta(minutes=1) and o.status == "dispatched"
-    assert [h[0] for h in history(engine, o.id)] == ["open", "dispatch", "device_cleared"]
+    assert [h[0] for h in history(engine, o.id)] == ["open", "dispatch", "alarm_again", "device_cleared"]
     with Session(engine) as s:
         linked = s.execute(select(func.count()).where(EventRow.work_order_id == o.id)).scalar()
     assert linked == 4
+
+
+def test_an_alarm_again_on_an_acknowledged_order_needs_the_control_room_again(engine: Engine, router: Router) -> None:
+    record(engine, router, [smoke(1)])
+    act(engine, router, 1, Action.ACKNOWLEDGE, Role.OPERATOR, "op-1")
+    [o] = orders(engine)
+    assert (o.acknowledged_by, o.acknowledged_at is not None) == ("op-1", True)
+    (out,) = record(engine, router, [smoke(2, density=25.0)], now=T0 + timedelta(minutes=2))
+    assert out.attached  # type: ignore[attr-defined]
+    [o] = orders(engine)
+    assert (o.acknowledged_by, o.acknowledged_at, o.alarm_count, o.status) == (None, None, 2, "dispatched")
+    assert history(engine, o.id)[-1][0] == "alarm_again"
 
 
 def test_device_online_clears_the_offline_order(engine: Engine, router: Router) -> None:
@@ -217,7 +229,7 @@ def test_two_writers_racing_on_one_alarm_make_one_order(engine: Engine, router: 
     assert o.alarm_count == 2
     with Session(engine) as s:
         assert s.execute(select(func.count()).select_from(EventRow)).scalar() == 2
-    assert [h[0] for h in history(engine, o.id)] == ["open", "dispatch"]
+    assert [h[0] for h in history(engine, o.id)] == ["open", "dispatch", "alarm_again"]  # once: copies are no alarm
 
 
 def test_reopen_puts_the_order_back_to_work(engine: Engine, router: Router) -> None:

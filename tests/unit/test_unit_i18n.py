@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.web.i18n import ACTION, KIND, LANGS, SEVERITY, STATUS, Lang, labels, pick_lang
-from cloud.workorders.states import Action, Status
+from cloud.web.i18n import ACTION, HISTORY, KIND, LANGS, SEVERITY, STATUS, Lang, labels, pick_lang
+from cloud.workorders.states import Action, HistoryEvent, Status
 from sc.contracts.messages import EventKind, Severity
 
 
 def test_every_enum_value_has_a_label_in_every_language() -> None:
     assert set(STATUS) == set(Status)
     assert set(ACTION) == set(Action)
+    assert set(HISTORY) == set(HistoryEvent)
     assert set(SEVERITY) == set(Severity)
     assert set(KIND) == set(EventKind)
     en, zh = labels(Lang.EN), labels(Lang.ZH)

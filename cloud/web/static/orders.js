@@ -88,7 +88,7 @@
       el("h3", { text: t("order.history") }),
       el("ol", { class: "history" }, d.history.map((h) => el("li", {},
         el("time", { text: SC.fmtTime(h.at) }), " ",
-        el("b", { text: SC.labels["action." + h.action] ?? h.action.replaceAll("_", " ") }),
+        el("b", { text: SC.labels["action." + h.action] ?? SC.labels["history." + h.action] ?? h.action }),
         ` · ${h.actor}` + (h.to_status && h.to_status !== h.from_status ? ` → ${t("status." + h.to_status)}` : "") + (h.note ? ` · ${h.note}` : "")))),
       d.events.length ? el("h3", { text: t("order.events") }) : null,
       d.events.length ? el("ol", { class: "history" }, d.events.map((e) => el("li", {},

@@ -72,10 +72,11 @@
 
   SC.live((ev) => {
     const o = ev.order;
-    const isNew = ev.action === "open" && !orders.has(o.id);
+    // a new alarm, or the device alarming again on an open order: sound and flash until acknowledged
+    const calls = (ev.action === "open" && !orders.has(o.id)) || ev.action === "alarm_again";
     orders.set(o.id, o);
     render();
-    if (isNew && onWall(o)) {
+    if (calls && onWall(o)) {
       SC.beep(o.severity);
       document.getElementById("alarm-" + o.id)?.classList.add("flash");
     }
