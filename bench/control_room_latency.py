@@ -211,7 +211,7 @@ def main() -> int:
     rows = [
         (f"baseline (poll every {args.poll_s:g} s)", b_),
         ("ours (live feed)", o),
-        ("  ours: publish -> order committed", ing),
+        ("  ours: publish -> order created (its created_at)", ing),
         ("  ours: order -> card on screen", pg),
     ]
     for name, row in rows:
