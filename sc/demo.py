@@ -18,6 +18,7 @@ import logging
 import secrets
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -248,8 +249,15 @@ def run_demo(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
+    from cloud.app import CloudStartupError
+
     try:
-        stack.start()
+        stack.start()  # stops what it started if a part fails
+    except CloudStartupError as exc:
+        hint = " (--api-port 0 takes any free port)" if "port is taken" in str(exc) else ""
+        print(f"demo: the cloud cannot start: {exc}{hint}", file=sys.stderr)
+        return 1
+    try:
         sc_ = stack.scenario_data
         assert stack.broker is not None
         print(

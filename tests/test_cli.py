@@ -102,3 +102,18 @@ def test_sim_run_refuses_a_bad_scenario(tmp_path: Path) -> None:
         f"scenario error: {scenario}: steps.0: Value error, each step does exactly one of: set, ramp, fault, raw"
         in r.stderr
     )
+
+
+def test_demo_says_so_when_its_api_port_is_taken() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run("demo", "--api-port", str(port), "--duration", "5")
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == (
+        f"demo: the cloud cannot start: the API did not start on 127.0.0.1:{port}: the port is taken or cannot be "
+        "bound (--api-port 0 takes any free port)"
+    )
