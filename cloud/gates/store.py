@@ -273,10 +273,29 @@ def mark_sent(delivery: GalleryDelivery, *, now: datetime, base_s: float, max_s:
 
 
 def mark_acked(
-    session: Session, *, command_id: str, ok: bool, error: str, now: datetime, base_s: float, max_s: float
+    session: Session,
+    *,
+    command_id: str,
+    gateway: str,
+    gate: str,
+    ok: bool,
+    error: str,
+    now: datetime,
+    base_s: float,
+    max_s: float,
 ) -> GalleryDelivery | None:
-    """Apply a gate's answer to the delivery it answers; None if it answers nothing pending here."""
-    q = select(GalleryDelivery).where(GalleryDelivery.command_id == command_id).with_for_update()
+    """Apply a gate's answer to the delivery it answers; None if it answers nothing pending here.
+
+    Only the gate the command went to, on its own gateway's topic, can answer it: an ack with a
+    known command id from anyone else changes nothing.
+    """
+    q = (
+        select(GalleryDelivery)
+        .where(
+            GalleryDelivery.command_id == command_id, GalleryDelivery.gateway == gateway, GalleryDelivery.gate == gate
+        )
+        .with_for_update()
+    )
     d = session.execute(q).scalar_one_or_none()
     if d is None or d.acked_at is not None:
         return None

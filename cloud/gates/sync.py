@@ -97,13 +97,16 @@ class SyncCounters:
     resent: int = 0
     acked: int = 0
     refused: int = 0  # acks with ok=false
-    stray_acks: int = 0  # answers to nothing pending (late duplicates, other commands)
+    stray_acks: int = 0  # answers to nothing pending (late duplicates, other commands, the wrong gateway)
+    foreign_acks: int = 0  # an answer to a waiting command from another gateway or device than it went to
     gateway_online: int = 0  # offline -> online transitions that triggered a resend
     db_errors: int = 0
 
 
 @dataclass
 class _Waiter:
+    gateway: str
+    device: str
     done: threading.Event = field(default_factory=threading.Event)
     ack: CommandAck | None = None
 
@@ -216,7 +219,7 @@ class GateLink:
             state = "offline" if gateway in self.online else "not heard from yet"
             raise GateUnavailable(f"gateway {gateway} of {what or device} is {state}")
         cmd = Command(name=name, args=args)
-        waiter = _Waiter()
+        waiter = _Waiter(gateway, device)
         with self._waiters_lock:
             self._waiters[cmd.id] = waiter
         try:
@@ -237,10 +240,16 @@ class GateLink:
                 with self._waiters_lock:
                     waiter = self._waiters.get(ack.id)
                 if waiter is not None:
+                    if (waiter.gateway, waiter.device) != (t.gateway, t.device):
+                        self.counters.foreign_acks += 1
+                        raise ContractError(
+                            f"an answer to command {ack.id} sent to {waiter.gateway}/{waiter.device} came from "
+                            f"{t.gateway}/{t.device}"
+                        )
                     waiter.ack = ack
                     waiter.done.set()
                     return
-                self._inbox.put(("ack", ack))
+                self._inbox.put(("ack", (ack, t.gateway, t.device)))
             elif t.kind is Kind.STATUS and t.device == t.gateway:
                 st = decode(Status, payload) if payload else None  # an empty retained message clears the status
                 online = st is not None and st.state is StatusState.ONLINE
@@ -344,10 +353,11 @@ class GateLink:
             log.info("gate link: sent %d gallery commands", sent)
         return sent
 
-    def _apply_ack(self, s: Session, ack: CommandAck, now: datetime) -> None:
+    def _apply_ack(self, s: Session, item: tuple[CommandAck, str, str], now: datetime) -> None:
+        ack, gateway, device = item
         d = mark_acked(
-            s, command_id=ack.id, ok=ack.ok, error=ack.error, now=now, base_s=self.ack_timeout_s,
-            max_s=self.retry_max_s,
+            s, command_id=ack.id, gateway=gateway, gate=device, ok=ack.ok, error=ack.error, now=now,
+            base_s=self.ack_timeout_s, max_s=self.retry_max_s,
         )  # fmt: skip
         if d is None:
             self.counters.stray_acks += 1

@@ -30,9 +30,11 @@ from cloud.workorders.routing import Router
 from cloud.workorders.store import EventOutcome, add_dead_letters, record_events, upsert_devices
 from sc.config.schema import SiteConfig
 from sc.contracts.messages import (
+    AlarmPayload,
     CommandAck,
     ContractError,
     Event,
+    FaultPayload,
     GatePayload,
     Status,
     StatusState,
@@ -43,9 +45,16 @@ from sc.contracts.topics import Kind, Topic, TopicError
 
 from .consumer import Inbound
 
-__all__ = ["IngestCounters", "IngestWorker", "TelemetrySink"]
+__all__ = ["IngestCounters", "IngestWorker", "SourceRefused", "TelemetrySink"]
 
 log = logging.getLogger(__name__)
+
+#: What only a gateway writes (the broker's ACL keeps it under its own prefix; ownership is checked here).
+_FROM_GATEWAYS = frozenset({Kind.EVENT, Kind.TELEMETRY, Kind.STATUS, Kind.CMD_ACK, Kind.STATE, Kind.SNAPSHOT})
+
+
+class SourceRefused(ContractError):
+    """A well-formed message from a gateway about something the site config does not give it."""
 
 
 class TelemetrySink(Protocol):
@@ -68,6 +77,7 @@ class IngestCounters:
     telemetry: int = 0
     statuses: int = 0
     dead_letters: int = 0
+    refused_source: int = 0  # a gateway speaking for what the site config does not give it (dead-lettered too)
     db_errors: int = 0
     last_batch_ms: float = 0.0
 
@@ -116,6 +126,10 @@ class IngestWorker:
             self.locations[gate.id] = gate.location
         for garage in site.garages:
             self.locations[garage.id] = garage.location
+        #: who may speak for what: device id -> owning gateway, gate ids, sensor id -> its reading type
+        self.owners = site.device_owners()
+        self.gate_ids = frozenset(g.id for g in site.gates)
+        self.reading_types = {dev.id: dev.type.value for gw in site.gateways for dev in gw.devices}
         self._devices: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
         self._last_device_flush = 0.0
@@ -217,6 +231,8 @@ class IngestWorker:
             into.dead.append((m.topic, str(exc), m.payload))
             return
         try:
+            if topic.kind in _FROM_GATEWAYS:
+                self._check_source(topic)
             if topic.kind is Kind.EVENT:
                 ev = decode(Event, m.payload)
                 if (ev.site, ev.gateway, ev.device) != (topic.site, topic.gateway, topic.device):
@@ -224,15 +240,18 @@ class IngestWorker:
                         f"event names {ev.site}/{ev.gateway}/{ev.device} but came on {topic.site}/"
                         f"{topic.gateway}/{topic.device}"
                     )
+                self._check_event(ev)
                 into.events.append(ev)
                 if isinstance(ev.payload, GatePayload) and ev.payload.snapshot_jpeg:
                     self._snapshot(ev, ev.payload.snapshot_jpeg, into)
             elif topic.kind is Kind.TELEMETRY:
                 t = decode(Telemetry, m.payload)
-                if (t.gateway, t.device) != (topic.gateway, topic.device):
+                if (t.site, t.gateway, t.device) != (topic.site, topic.gateway, topic.device):
                     raise ContractError(
-                        f"telemetry names {t.gateway}/{t.device} but came on {topic.gateway}/{topic.device}"
+                        f"telemetry names {t.site}/{t.gateway}/{t.device} but came on {topic.site}/{topic.gateway}/"
+                        f"{topic.device}"
                     )
+                self._check_reading(t.device, t.reading.type)
                 self.counters.telemetry += 1
                 if self.telemetry is not None:
                     self.telemetry.submit_telemetry(t)
@@ -253,8 +272,43 @@ class IngestWorker:
                 ack = decode(CommandAck, m.payload)
                 log.info("command %s on %s/%s: ok=%s %s", ack.id, topic.gateway, topic.device, ack.ok, ack.error)
             # cmd and uplink are not the gateways' output; snapshots come with the gate issue
+        except SourceRefused as exc:
+            self.counters.refused_source += 1
+            log.warning("ingest: refused %s: %s", m.topic, exc)
+            into.dead.append((m.topic, str(exc), m.payload))
         except ContractError as exc:
             into.dead.append((m.topic, str(exc), m.payload))
+
+    # ---------------------------------------------------------------- who may say what (the site config decides)
+
+    def _check_source(self, topic: Topic) -> None:
+        """The topic's gateway must own its device; the broker's ACL only keeps a gateway under its own prefix."""
+        if topic.site != self.site.site.id:
+            raise SourceRefused(f"site {topic.site!r} is not this ingester's site {self.site.site.id!r}")
+        owner = self.owners.get(topic.device)
+        if owner is None:
+            raise SourceRefused(f"device {topic.device!r} is not in the site config")
+        if owner != topic.gateway:
+            raise SourceRefused(
+                f"gateway {topic.gateway!r} spoke for {topic.device!r}, which the site config gives to {owner!r}"
+            )
+
+    def _check_event(self, ev: Event) -> None:
+        p = ev.payload
+        if isinstance(p, GatePayload):
+            if ev.device not in self.gate_ids:
+                raise SourceRefused(f"a gate event from {ev.device!r}, which is not a gate")
+            if p.gate != ev.device:
+                raise SourceRefused(f"gate {ev.device!r} reported an event of gate {p.gate!r}")
+        elif isinstance(p, AlarmPayload | FaultPayload) and p.reading is not None:
+            self._check_reading(ev.device, p.reading.type)
+
+    def _check_reading(self, device: str, reading_type: str) -> None:
+        expected = self.reading_types.get(device)
+        if expected is None:
+            raise SourceRefused(f"a {reading_type} reading from {device!r}, which is not a sensor")
+        if reading_type != expected:
+            raise SourceRefused(f"a {reading_type} reading from {device!r}, which is a {expected} sensor")
 
     def _snapshot(self, ev: Event, text: str, into: _Batch) -> None:
         """Save the event's JPEG before the event is stored; a bad one is counted and left out, the event kept."""

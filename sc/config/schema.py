@@ -724,6 +724,15 @@ class SiteConfig(_Config):
                     )
         for i, garage in enumerate(self.garages):
             errors += self._garage_errors(i, garage, gateway_ids, device_ids)
+        owners: dict[str, tuple[str, KeyPath]] = {}
+        for dev_id, gw_id, path in self.topic_devices():
+            reported = any(p[: len(path) - 1] == path[:-1] for p, _ in errors)  # said already, another way
+            if dev_id in owners and owners[dev_id][0] != gw_id and not reported:
+                errors.append(
+                    (path, f"id {dev_id!r} is also used at {_fmt(owners[dev_id][1])} of gateway {owners[dev_id][0]!r}: "
+                     "each device belongs to one gateway")
+                )  # fmt: skip
+            owners.setdefault(dev_id, (gw_id, path))
         return errors
 
     def _garage_errors(
@@ -831,6 +840,31 @@ class SiteConfig(_Config):
                 ((*gp, "lights"), f"{graph.describe(gap)} is out of every light's reach ({garage.light_reach_m:g} m)")
             )
         return errors
+
+    def topic_devices(self) -> Iterator[tuple[str, str, KeyPath]]:
+        """Every id that may stand as a topic's device: (id, the gateway that owns it, where it is configured).
+
+        A gateway speaks for itself, its sensors, its gates and its garages with their controllers,
+        sensor modules, presence sensors and lights; the ingester accepts nothing else from it.
+        """
+        for gi, gw in enumerate(self.gateways):
+            yield gw.id, gw.id, ("gateways", gi, "id")
+            for di, dev in enumerate(gw.devices):
+                yield dev.id, gw.id, ("gateways", gi, "devices", di, "id")
+        for i, gate in enumerate(self.gates):
+            yield gate.id, gate.gateway, ("gates", i, "id")
+        for i, garage in enumerate(self.garages):
+            yield garage.id, garage.gateway, ("garages", i, "id")
+            for section in ("controllers", "sensor_modules", "sensors", "lights"):
+                for j, item in enumerate(getattr(garage, section)):
+                    yield item.id, garage.gateway, ("garages", i, section, j, "id")
+
+    def device_owners(self) -> dict[str, str]:
+        """Device id -> the id of the gateway that owns it (see :meth:`topic_devices`)."""
+        owners: dict[str, str] = {}
+        for dev, gw, _ in self.topic_devices():
+            owners.setdefault(dev, gw)  # a config that gives one id twice is refused at start anyway
+        return owners
 
     def garages_of(self, gateway_id: str) -> list[Garage]:
         return [g for g in self.garages if g.gateway == gateway_id]

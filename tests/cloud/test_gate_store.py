@@ -209,15 +209,18 @@ def test_an_enrolment_is_planned_for_every_gate_sent_acked_or_retried(engine: En
         assert due_deliveries(s, now=T0 + timedelta(seconds=9), gateways=["gw-b"], gates=["north", "south"]) == []
         assert in_flight(s, now=T0) == {"gw-b": 2}
         assert in_flight(s, now=T0 + timedelta(seconds=10)) == {}  # timed out: due again, no longer waited for
-        ok = mark_acked(s, command_id=ids["north"], ok=True, error="", now=T0, base_s=10, max_s=25)
-        bad = mark_acked(s, command_id=ids["south"], ok=False, error="disk full", now=T0, base_s=10, max_s=25)
+        # the right command id from the wrong gate or gateway answers nothing
+        assert ack(s, ids["north"], "gw-b", "south", True, "", T0, 10, 25) is None
+        assert ack(s, ids["north"], "gw-a", "north", True, "", T0, 10, 25) is None
+        ok = ack(s, ids["north"], "gw-b", "north", True, "", T0, 10, 25)
+        bad = ack(s, ids["south"], "gw-b", "south", False, "disk full", T0, 10, 25)
         assert (
             ok is not None
             and bad is not None
             and (bad.error, bad.next_attempt_at) == ("disk full", T0 + timedelta(seconds=10))
         )
-        assert mark_acked(s, command_id=ids["north"], ok=True, error="", now=T0, base_s=10, max_s=25) is None  # again
-        assert mark_acked(s, command_id="not-a-command", ok=True, error="", now=T0, base_s=10, max_s=25) is None
+        assert ack(s, ids["north"], "gw-b", "north", True, "", T0, 10, 25) is None  # again
+        assert ack(s, "not-a-command", "gw-b", "north", True, "", T0, 10, 25) is None
     assert states(engine) == {"north": ("put", "acked", v1, 1), "south": ("put", "error", v1, 1)}
     with Session(engine) as s:
         assert in_flight(s, now=T0) == {}  # one answered, one refused: nothing awaited
@@ -230,8 +233,16 @@ def test_an_enrolment_is_planned_for_every_gate_sent_acked_or_retried(engine: En
         assert d.next_attempt_at == t + timedelta(seconds=20)
         mark_sent(d, now=t, base_s=10, max_s=25)
         assert d.next_attempt_at == t + timedelta(seconds=25)  # capped
-        mark_acked(s, command_id=ids["south"], ok=True, error="", now=t, base_s=10, max_s=25)
+        ack(s, ids["south"], "gw-b", "south", True, "", t, 10, 25)
     assert states(engine) == {"north": ("put", "acked", v1, 1), "south": ("put", "acked", v1, 3)}
+
+
+def ack(
+    s: Session, cid: str, gateway: str, gate: str, ok: bool, error: str, now: datetime, base_s: float, max_s: float
+) -> GalleryDelivery | None:
+    return mark_acked(
+        s, command_id=cid, gateway=gateway, gate=gate, ok=ok, error=error, now=now, base_s=base_s, max_s=max_s
+    )
 
 
 def test_a_removal_leaves_a_tombstone_that_every_gate_deletes_by(engine: Engine, router: Router) -> None:
@@ -244,7 +255,7 @@ def test_a_removal_leaves_a_tombstone_that_every_gate_deletes_by(engine: Engine,
         assert (r.embedding, r.deleted_at, r.version) == (None, T0, v1 + 1)
     assert states(engine) == {"north": ("delete", "pending", v1 + 1, 0), "south": ("delete", "pending", v1 + 1, 0)}
     with make_sessions(engine).begin() as s:
-        assert mark_acked(s, command_id=old_id, ok=True, error="", now=T0, base_s=1, max_s=1) is None  # the old put
+        assert ack(s, old_id, "gw-b", "north", True, "", T0, 1, 1) is None  # the old put
         with pytest.raises(ResidentNotFound):
             delete_resident(s, resident_id="r-1", now=T0, gates=gates_of(router))
     with Session(engine) as s:

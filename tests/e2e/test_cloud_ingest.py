@@ -23,15 +23,22 @@ from firmware_sim.scenario import Scenario
 from harness import EdgeThread, InfluxProcess, Site, TcpProxy, edge_process, wait_until
 from sc.contracts.messages import (
     AlarmPayload,
+    EntryMethod,
     Event,
     EventKind,
     EventState,
+    GatePayload,
     Severity,
     SmokeReading,
+    Status,
+    StatusState,
     Telemetry,
     encode,
 )
 from sc.contracts.topics import Kind, Topic
+
+#: The test site's load gateway: its devices burst-0 .. burst-19 exist for raw publishers like these.
+LOAD = "gw-load"
 
 
 def cloud(site: Site, db: Engine, instance: str = "1", **kw: object) -> CloudApp:
@@ -110,10 +117,10 @@ def _influx_devices(influx: InfluxProcess, dbname: str) -> set[str]:
     return out
 
 
-def _event(device: str, seq: int) -> Event:
+def _event(device: str, seq: int, gateway: str = "gw-a") -> Event:
     r = SmokeReading(smoke_density=12, temperature_c=25, battery_pct=90, alarm=False, fault=False)
     return Event(
-        site="test", gateway="gw-a", device=device, ts=datetime.now(UTC), seq=seq, kind=EventKind.SMOKE_ALARM,
+        site="test", gateway=gateway, device=device, ts=datetime.now(UTC), seq=seq, kind=EventKind.SMOKE_ALARM,
         state=EventState.RAISED, severity=Severity.CRITICAL,
         payload=AlarmPayload(rule="smoke_density >= 8", value=12, threshold=8, reading=r),
     )  # fmt: skip
@@ -158,11 +165,78 @@ def test_duplicates_and_bad_messages_two_ingesters(site: Site, db: Engine) -> No
             a.stop()
 
 
+def test_a_gateway_speaking_for_what_it_does_not_own_is_refused_and_opens_nothing(site: Site, db: Engine) -> None:
+    """Finding 1 of issue 12: with its own broker account, on its own topic prefix, gw-b (the gates' gateway)
+    reports a smoke alarm of gw-a's detector, telemetry and an offline status for it, a made-up device, a
+    gate event naming a gate of the wrong gateway and a gate event from a sensor. None may count."""
+    app = cloud(site, db)
+    gw = _gateway_client(site, "gw-b")
+    try:
+        reading = SmokeReading(smoke_density=30, temperature_c=25, battery_pct=90, alarm=True, fault=False)
+        now = datetime.now(UTC)
+        forged = [
+            (Topic("test", "gw-b", Kind.EVENT, "smoke-1"), encode(_event("smoke-1", 1, "gw-b"))),
+            (Topic("test", "gw-b", Kind.EVENT, "made-up-1"), encode(_event("made-up-1", 1, "gw-b"))),
+            (
+                Topic("test", "gw-b", Kind.TELEMETRY, "smoke-1"),
+                encode(Telemetry(site="test", gateway="gw-b", device="smoke-1", ts=now, reading=reading)),
+            ),
+            (
+                Topic("test", "gw-b", Kind.STATUS, "smoke-2"),
+                encode(Status(state=StatusState.OFFLINE, ts=now, reason="forged")),
+            ),
+            (  # a gate event of gw-b's own gate that names another gate in its payload
+                Topic("test", "gw-b", Kind.EVENT, "north"),
+                encode(_gate_event("gw-b", "north", gate="south", kind=EventKind.ENTRY)),
+            ),
+            (  # a smoke alarm reported by a gate: the gate is gw-b's, but a gate has no smoke reading
+                Topic("test", "gw-b", Kind.EVENT, "north"),
+                encode(_event("north", 2, "gw-b")),
+            ),
+        ]
+        for topic, payload in forged:
+            gw.publish(str(topic), payload, qos=1).wait_for_publish(5)
+        assert wait_until(lambda: count(db, DeadLetter) == len(forged), 10), count(db, DeadLetter)
+        assert app.worker.counters.refused_source == len(forged)
+        assert count(db, EventRow) == 0 and orders(db) == []
+        with Session(db) as s:
+            assert s.get(DeviceState, "smoke-1") is None and s.get(DeviceState, "smoke-2") is None
+            reasons = sorted(d.reason for d in s.execute(select(DeadLetter)).scalars())
+        assert reasons == sorted(
+            [
+                "gateway 'gw-b' spoke for 'smoke-1', which the site config gives to 'gw-a'",
+                "gateway 'gw-b' spoke for 'smoke-1', which the site config gives to 'gw-a'",
+                "gateway 'gw-b' spoke for 'smoke-2', which the site config gives to 'gw-a'",
+                "device 'made-up-1' is not in the site config",
+                "gate 'north' reported an event of gate 'south'",
+                "a smoke reading from 'north', which is not a sensor",
+            ]
+        )
+        # the same gateway's own gate event is taken
+        gw.publish(
+            str(Topic("test", "gw-b", Kind.EVENT, "north")),
+            encode(_gate_event("gw-b", "north", gate="north", kind=EventKind.ENTRY)),
+            qos=1,
+        ).wait_for_publish(5)
+        assert wait_until(lambda: count(db, EventRow) == 1, 10)
+        assert app.worker.counters.refused_source == len(forged)
+    finally:
+        gw.loop_stop()
+        app.stop()
+
+
+def _gate_event(gateway: str, device: str, *, gate: str, kind: EventKind) -> Event:
+    return Event(
+        site="test", gateway=gateway, device=device, ts=datetime.now(UTC), seq=1, kind=kind,
+        state=EventState.RAISED, severity=Severity.INFO, payload=GatePayload(gate=gate, method=EntryMethod.FACE),
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_a_burst_split_over_two_ingesters_is_stored_exactly_once(site: Site, db: Engine) -> None:
     apps = [cloud(site, db, instance="1"), cloud(site, db, instance="2")]
     try:
-        burst = edge_process(site, "edge", "burst", "-g", "gw-a", "--count", "5000", "--devices", "10")
+        burst = edge_process(site, "edge", "burst", "-g", "gw-load", "--count", "5000", "--devices", "10")
         _, err = burst.communicate(timeout=180)
         assert burst.returncode == 0, err
         assert wait_until(lambda: count(db, EventRow) == 5000, 60), count(db, EventRow)
@@ -187,7 +261,7 @@ def test_an_ingester_killed_mid_burst_loses_nothing(site: Site, db: Engine, tmp_
     ingester = edge_process(site, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_until(lambda: _session_exists(site, "cloud-k1"), 15)
-        burst = edge_process(site, "edge", "burst", "-g", "gw-a", "--count", "5000", "--devices", "10")
+        burst = edge_process(site, "edge", "burst", "-g", "gw-load", "--count", "5000", "--devices", "10")
         assert wait_until(lambda: count(db, EventRow) > 500, 60)
         ingester.kill()
         ingester.wait(10)
@@ -214,7 +288,7 @@ def _session_exists(site: Site, client_id: str) -> bool:
     return f"as {client_id} (" in site.broker.log_path.read_text()
 
 
-def _publish_fast(site: Site, messages: list[tuple[str, bytes]], client_id: str = "gw-a-burst") -> None:
+def _publish_fast(site: Site, messages: list[tuple[str, bytes]], client_id: str = "gw-load-burst") -> None:
     """Publish QoS 1 as fast as paho goes, and wait for every PUBACK.
 
     At most 20,000 are handed to paho unacknowledged: its message ids are 16 bits,
@@ -232,7 +306,7 @@ def _publish_fast(site: Site, messages: list[tuple[str, bytes]], client_id: str 
             done.set()
 
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    c.username_pw_set("gw-a", site.password("gw-a"))
+    c.username_pw_set("gw-load", site.password("gw-load"))
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
     c.on_publish = on_publish
@@ -262,13 +336,14 @@ def test_100k_messages_faster_than_the_ingesters_all_arrive(site: Site, db: Engi
         messages: list[tuple[str, bytes]] = []
         seq = dict.fromkeys(range(10), 0)
         for i in range(100_000):
-            dev = f"load-{i % 10}"
+            dev = f"burst-{i % 10}"
             if i % 10 == 9:  # one in ten is an alarm
                 seq[i % 10] += 1
-                messages.append((str(Topic("test", "gw-a", Kind.EVENT, dev)), encode(_event(dev, seq[i % 10]))))
+                ev = _event(dev, seq[i % 10], LOAD)
+                messages.append((str(Topic("test", LOAD, Kind.EVENT, dev)), encode(ev)))
             else:
-                t = Telemetry(site="test", gateway="gw-a", device=dev, ts=datetime.now(UTC), reading=reading)
-                messages.append((str(Topic("test", "gw-a", Kind.TELEMETRY, dev)), encode(t)))
+                t = Telemetry(site="test", gateway=LOAD, device=dev, ts=datetime.now(UTC), reading=reading)
+                messages.append((str(Topic("test", LOAD, Kind.TELEMETRY, dev)), encode(t)))
         t0 = time.monotonic()
         _publish_fast(site, messages)
         published_s = time.monotonic() - t0
@@ -298,23 +373,25 @@ def test_a_database_outage_loses_nothing(site: Site, db: Engine) -> None:
     app.start()
     try:
         first = [
-            (str(Topic("test", "gw-a", Kind.EVENT, f"cut-{i}")), encode(_event(f"cut-{i}", 1))) for i in range(200)
+            (str(Topic("test", LOAD, Kind.EVENT, f"burst-{i}")), encode(_event(f"burst-{i}", 1, LOAD)))
+            for i in range(20)
         ]
-        _publish_fast(site, first, client_id="gw-a-1")
-        assert wait_until(lambda: count(db, EventRow) == 200, 20)
+        _publish_fast(site, first, client_id="gw-load-1")
+        assert wait_until(lambda: count(db, EventRow) == 20, 20)
         proxy.cut()
         second = [
-            (str(Topic("test", "gw-a", Kind.EVENT, f"cut-{i}")), encode(_event(f"cut-{i}", 2))) for i in range(200)
+            (str(Topic("test", LOAD, Kind.EVENT, f"burst-{i}")), encode(_event(f"burst-{i}", 2, LOAD)))
+            for i in range(20)
         ]
-        _publish_fast(site, second, client_id="gw-a-2")  # the broker takes them; the ingester cannot store them
+        _publish_fast(site, second, client_id="gw-load-2")  # the broker takes them; the ingester cannot store them
         assert wait_until(lambda: app.worker.counters.db_errors > 0, 10)
         time.sleep(1.0)
-        assert count(db, EventRow) == 200
+        assert count(db, EventRow) == 20
         proxy.heal()
-        assert wait_until(lambda: count(db, EventRow) == 400, 30), count(db, EventRow)
+        assert wait_until(lambda: count(db, EventRow) == 40, 30), count(db, EventRow)
         assert app.health()["healthy"] is True
         [alarms] = {o.alarm_count for o in orders(db)}
-        assert alarms == 2 and len(orders(db)) == 200
+        assert alarms == 2 and len(orders(db)) == 20
     finally:
         app.stop()
         proxy.close()
@@ -325,9 +402,12 @@ def test_a_cleanly_stopped_ingester_leaves_the_share_group(site: Site, db: Engin
     first, second = cloud(site, db, instance="1"), cloud(site, db, instance="2")
     try:
         second.stop()
-        msgs = [(str(Topic("test", "gw-a", Kind.EVENT, f"s-{i}")), encode(_event(f"s-{i}", 1))) for i in range(40)]
+        msgs = [
+            (str(Topic("test", LOAD, Kind.EVENT, f"burst-{i}")), encode(_event(f"burst-{i}", 1, LOAD)))
+            for i in range(20)
+        ]
         _publish_fast(site, msgs)
-        assert wait_until(lambda: count(db, EventRow) == 40, 10), count(db, EventRow)
-        assert first.worker.counters.events_new == 40
+        assert wait_until(lambda: count(db, EventRow) == 20, 10), count(db, EventRow)
+        assert first.worker.counters.events_new == 20
     finally:
         first.stop()

@@ -224,7 +224,7 @@ def test_after_a_broker_restart_the_gateway_reannounces_and_takes_commands(site:
 
 @pytest.mark.slow
 def test_burst_survives_a_broker_restart_with_nothing_lost(site: Site, persistent_collector: Collector) -> None:
-    burst = edge_process(site, "edge", "burst", "-g", "gw-a", "--count", str(BURST), "--devices", str(DEVICES))
+    burst = edge_process(site, "edge", "burst", "-g", "gw-load", "--count", str(BURST), "--devices", str(DEVICES))
     try:
         wait_for_line(burst, "written 3000", 60)
         site.broker.restart(down_for=1.0)
@@ -244,7 +244,7 @@ def test_burst_survives_a_broker_restart_with_nothing_lost(site: Site, persisten
 
 @pytest.mark.slow
 def test_edge_killed_mid_burst_loses_nothing_after_restart(site: Site, persistent_collector: Collector) -> None:
-    args = ("edge", "burst", "-g", "gw-a", "--count", str(BURST), "--devices", str(DEVICES))
+    args = ("edge", "burst", "-g", "gw-load", "--count", str(BURST), "--devices", str(DEVICES))
     first = edge_process(site, *args)
     wait_for_line(first, "written 4000", 60)
     os.kill(first.pid, signal.SIGKILL)

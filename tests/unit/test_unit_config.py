@@ -668,3 +668,22 @@ def test_replacing_a_scalar_with_yaml_syntax_gives_config_or_error(
 ) -> None:
     a, b = span
     _load_ok_or_config_error(fuzz_dir / "tok.yaml", SRC[:a] + value + SRC[b:])
+
+
+def test_a_garage_part_cannot_share_an_id_with_another_gateways_gate(tmp_path: Path) -> None:
+    """The ingester decides who may speak for a device by its id: one id, one gateway."""
+    from sc.config.schema import SiteConfig
+
+    site = load_site_config(EXAMPLE).site
+    other = next(g for g in site.gateways if g.id != site.gates[0].gateway)
+    data = site.model_dump(mode="json")
+    data["garages"] = [{"id": site.gates[0].id, "name": "Garage", "location": site.gates[0].location,
+                        "gateway": other.id}]  # fmt: skip
+    cfg = SiteConfig.model_validate(data)
+    [(path, msg)] = [e for e in cfg.reference_errors() if e[0][0] == "garages"]
+    assert path == ("garages", 0, "id")
+    assert msg == (
+        f"id {site.gates[0].id!r} is also used at gates[0].id of gateway {site.gates[0].gateway!r}: "
+        "each device belongs to one gateway"
+    )
+    assert cfg.device_owners()[site.gates[0].id] == site.gates[0].gateway
