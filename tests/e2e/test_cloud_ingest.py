@@ -247,8 +247,8 @@ def test_a_burst_split_over_two_ingesters_is_stored_exactly_once(site: Site, db:
         # each synthetic device alternates raised/cleared: one order each, 250 alarms on it
         got = Counter((o.device, o.alarm_count, o.kind) for o in orders(db))
         assert got == Counter({(f"burst-{i}", 250, "smoke_alarm"): 1 for i in range(10)})
-        # devices unknown to the site config are placed at their gateway's location
-        assert {o.location for o in orders(db)} == {"g1"}
+        # the load gateway's devices are placed where the site config says
+        assert {o.location for o in orders(db)} == {"b1-u1"}
     finally:
         for a in apps:
             a.stop()
@@ -321,7 +321,7 @@ def _publish_fast(site: Site, messages: list[tuple[str, bytes]], client_id: str 
 
 
 @pytest.mark.slow
-def test_100k_messages_faster_than_the_ingesters_all_arrive(site: Site, db: Engine) -> None:
+def test_100k_messages_published_faster_than_the_ingesters_take_them_all_arrive(site: Site, db: Engine) -> None:
     """Mosquitto's default queue limit would drop most of this; our broker config and sessions drop none."""
     apps = [cloud(site, db, instance="1", queue_max=2000), cloud(site, db, instance="2", queue_max=2000)]
     sys_dropped: list[int] = []
@@ -344,9 +344,7 @@ def test_100k_messages_faster_than_the_ingesters_all_arrive(site: Site, db: Engi
             else:
                 t = Telemetry(site="test", gateway=LOAD, device=dev, ts=datetime.now(UTC), reading=reading)
                 messages.append((str(Topic("test", LOAD, Kind.TELEMETRY, dev)), encode(t)))
-        t0 = time.monotonic()
-        _publish_fast(site, messages)
-        published_s = time.monotonic() - t0
+        _publish_fast(site, messages)  # how fast is bench/cloud_ingest.py's question, not this test's
 
         def handled() -> int:
             return sum(a.worker.counters.telemetry + a.worker.counters.events_new for a in apps)
@@ -358,7 +356,6 @@ def test_100k_messages_faster_than_the_ingesters_all_arrive(site: Site, db: Engi
         assert all(a.worker.counters.messages > 10_000 for a in apps), [a.worker.counters.messages for a in apps]
         assert wait_until(lambda: bool(sys_dropped), 5)
         assert sys_dropped[-1] == 0
-        assert published_s < 120
     finally:
         watcher.loop_stop()
         for a in apps:
