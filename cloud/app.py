@@ -26,7 +26,9 @@ from sc.contracts.topics import PREFIX, SCHEMA_VERSION
 from sc.health import HealthServer
 from sc.mosquitto import free_port
 from sc.mqtt import AuthRefused, MqttCredentials
+from sc.passes import generate_key
 from sc.secrets import SecretError, read_password
+from sc.signing import CommandSigner, load_signer
 from sc.waiting import wait_until
 
 from .db.engine import SchemaError, make_engine, make_sessions, require_current
@@ -140,7 +142,7 @@ class CloudApp:
                 credentials=MqttCredentials(site.cloud_account.username, self._password()),
                 client_id=f"{site.cloud_account.username}-gates-{s.instance}", interval_s=s.gate_sync_interval_s,
                 ack_timeout_s=s.gate_ack_timeout_s, retry_max_s=s.gate_retry_max_s, clock=self.clock,
-                garages=self.garage_view,
+                garages=self.garage_view, signer=self._signer(s),
             )  # fmt: skip
             try:
                 self.gate_link.start()
@@ -206,8 +208,22 @@ class CloudApp:
             log.warning("the API will not serve readings: %s", exc)
             return None
 
+    def _signer(self, s: CloudSettings) -> CommandSigner:
+        """The command signer; its key is made at the first start (give the .pub.pem to every gateway)."""
+        key_file = Path(s.command_key_file)
+        public = key_file.with_suffix(".pub.pem")
+        if not key_file.exists():
+            generate_key(key_file, public)
+            log.warning(
+                "made a new command signing key %s; give %s to every gateway (command_public_key)", key_file, public
+            )
+        try:
+            return load_signer(key_file, site=self.loaded.site.site.id)
+        except (OSError, ValueError) as exc:
+            raise CloudStartupError(f"cannot load the command signing key {key_file}: {exc}") from exc
+
     def _pass_key(self, s: CloudSettings) -> Any:
-        from sc.passes import generate_key, load_private_key
+        from sc.passes import load_private_key
 
         key_file = Path(s.pass_key_file)
         public = key_file.with_suffix(".pub.pem")

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sc.config.loader import LoadedConfig
-from sc.contracts.messages import MODEL_FOR_KIND, CommandAck, ContractError, Event, Status, Telemetry, decode
+from sc.contracts.commands import CommandAck
+from sc.contracts.kinds import MODEL_FOR_KIND
+from sc.contracts.messages import ContractError, Event, Status, Telemetry, decode
 from sc.contracts.topics import Kind, Topic, TopicError
 from sc.mqtt import MqttConnection, MqttCredentials
 

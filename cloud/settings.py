@@ -55,6 +55,11 @@ class CloudSettings(BaseSettings):
     door_open_timeout_s: float = Field(
         default=5.0, gt=0, le=60, description="how long a remote open waits for the gate"
     )
+    command_key_file: str = Field(
+        default="run/keys/commands.pem",
+        description="Ed25519 key that signs every command to the gateways; made at first start with its .pub.pem "
+        "(the site config's command_public_key)",
+    )
     pass_key_file: str = Field(
         default="run/keys/visitor-pass.pem",
         description="Ed25519 key that signs visitor passes; made at first start with its .pub.pem for the gates",

@@ -21,17 +21,33 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 import sc
 from sc.config.loader import LoadedConfig
 from sc.config.schema import GatewayConfig, MqttAccount, Transport
-from sc.contracts.messages import (
+from sc.contracts.commands import (
     Command,
     CommandAck,
     CommandName,
-    ContractError,
+    DoorOpenArgs,
+    DoorOpenResult,
+    GalleryDeleteArgs,
+    GalleryDigestResult,
+    GalleryPutArgs,
+    HealthResult,
+    LightsOverrideArgs,
+    PassRevokeArgs,
+    PassRevokeResult,
+    PingResult,
+    PollNowResult,
+)
+from sc.contracts.messages import (
+    CommandRefusedPayload,
+    EventKind,
+    EventState,
     Status,
     StatusState,
-    decode,
     encode,
 )
 from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
@@ -40,14 +56,17 @@ from sc.mqtt import AuthRefused, MqttConnection, MqttCredentials, MqttError
 from sc.passes import load_public_key
 from sc.secrets import SecretError
 from sc.secrets import read_password as _read_password
+from sc.signing import CommandRefusal, CommandRefused, CommandVerifier, load_verifier
 
+from .commands import RefusalEvents, SeenCommands
 from .forwarder import Forwarder
 from .garage.service import GarageService
 from .gate.gallery import GalleryError
 from .gate.service import GateService
 from .outbox import Outbox
+from .sensors.detect import Transition
 from .sensors.service import Counters, EventSink, SensorService
-from .supervise import supervise
+from .supervise import Parts, supervise
 
 __all__ = ["EdgeApp", "Pipeline", "StartupError", "build_pipeline", "read_password"]
 
@@ -127,6 +146,23 @@ class EdgeApp:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.gates: dict[str, GateService] = {}
         self.garages: dict[str, GarageService] = {}
+        self.parts = Parts()
+        self.verifier = self._verifier()
+        self.refusals = RefusalEvents()
+
+    def _verifier(self) -> CommandVerifier:
+        key = self.site.command_public_key
+        path = None if key is None else self.loaded.resolve(key)
+        try:
+            verifier = load_verifier(path, site=self.site.site.id, gateway=self.gw.id)
+        except (OSError, ValueError) as exc:
+            raise StartupError(
+                f"command_public_key {path} is not usable ({exc}); copy the cloud's public command key "
+                "(commands.pub.pem, written at its first start) there, or remove the setting to refuse all commands"
+            ) from exc
+        if path is None:
+            log.warning("gateway=%s has no command_public_key: every command from the cloud is refused", self.gw.id)
+        return verifier
 
     # ---------------------------------------------------------------- topics
 
@@ -143,7 +179,7 @@ class EdgeApp:
         return asyncio.run(self.main())
 
     async def main(self, stop: asyncio.Event | None = None) -> int:
-        self._commands: asyncio.Queue[tuple[str, Command]] = asyncio.Queue(maxsize=100)
+        self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100)
         self._loop = asyncio.get_running_loop()
         self.stop_event = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -163,6 +199,7 @@ class EdgeApp:
             on_message=self._on_message,
         )
         self.outbox, self.forwarder, self.conn = pipe.outbox, pipe.forwarder, pipe.conn
+        self.seen = SeenCommands(self.loaded.resolve(Path("var") / gw / "commands.db"))
         self.sink = EventSink(
             site=site, gateway=gw, outbox=self.outbox, set_retained=self.conn.set_retained, counters=self.counters
         )
@@ -186,19 +223,22 @@ class EdgeApp:
                 self.site.broker.port,
             )
         self.forwarder.start()
+        stop = self.stop_event
+
+        def supervised(name: str, factory: Callable[[], Any], on_give_up: Callable[[str], None] | None = None) -> Any:
+            return asyncio.create_task(
+                supervise(name, factory, stop, parts=self.parts, on_give_up=on_give_up), name=name
+            )
+
         sensors_task = asyncio.create_task(self.sensors.run(self.stop_event), name="sensors")
-        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
-        commands = asyncio.create_task(self._command_worker(), name="commands")
-        gate_tasks = [asyncio.create_task(g.run(self.stop_event), name=f"gate-{gid}") for gid, g in self.gates.items()]
+        heartbeat = supervised("heartbeat", self._heartbeat)
+        commands = supervised("commands", self._command_worker)
+        gate_tasks = [supervised(f"gate-{gid}", partial(g.run, stop)) for gid, g in self.gates.items()]
         gate_tasks += [
-            asyncio.create_task(
-                supervise(
-                    f"garage-{gid}",
-                    partial(g.run, self.stop_event),
-                    self.stop_event,
-                    on_give_up=lambda _name, g=g: setattr(g, "dead", True),  # type: ignore[misc]
-                ),
-                name=f"garage-{gid}",
+            supervised(
+                f"garage-{gid}",
+                partial(g.run, stop),
+                on_give_up=lambda _name, g=g: setattr(g, "dead", True),  # type: ignore[misc]
             )
             for gid, g in self.garages.items()
         ]
@@ -226,6 +266,7 @@ class EdgeApp:
             offline = Status(state=StatusState.OFFLINE, ts=datetime.now(UTC), reason="gateway stopped")
             self.conn.stop(final=(self._topic(Kind.STATUS, gw), encode(offline)))
             self.outbox.close()
+            self.seen.close()
             log.info("edge gateway=%s stopped", gw)
         return 0
 
@@ -328,45 +369,105 @@ class EdgeApp:
         log.warning("dead-lettered message on %s: %s", topic, reason)
 
     def _on_command(self, t: Topic, payload: bytes) -> None:
-        try:
-            cmd = decode(Command, payload)
-        except ContractError as exc:
-            self._dead_letter(str(t), payload, str(exc))
-            return
+        """Hand a command's bytes to the command worker (checked there: nothing here can fail on them)."""
         loop = self._loop
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(self._enqueue_command, t.device, cmd)
+            loop.call_soon_threadsafe(self._enqueue_command, t.device, payload)
         except RuntimeError:  # loop closing: we are shutting down
             pass
 
-    def _enqueue_command(self, device: str, cmd: Command) -> None:
+    def _enqueue_command(self, device: str, payload: bytes) -> None:
         try:
-            self._commands.put_nowait((device, cmd))
+            self._commands.put_nowait((device, payload))
         except asyncio.QueueFull:
             self.counters.commands_dropped += 1
-            log.warning("command queue full: dropped command %s id=%s", cmd.name.value, cmd.id)
+            log.warning("command queue full: dropped a command for %s (%d bytes)", device, len(payload))
 
     async def _command_worker(self) -> None:
         while True:
-            device, cmd = await self._commands.get()
-            await self._execute(device, cmd)
+            try:
+                device, payload = await asyncio.wait_for(self._commands.get(), timeout=60.0)
+            except TimeoutError:
+                await self._report_refusals(self.refusals.due())
+                await asyncio.to_thread(self.seen.prune)
+                continue
+            await self.handle_command(device, payload)
 
-    async def _execute(self, device: str, cmd: Command) -> None:
+    async def handle_command(self, device: str, payload: bytes) -> None:
+        """Check one command and run it at most once; always answer (unless the answer cannot be sent)."""
+        try:
+            cmd = self.verifier.verify(device, payload)
+        except CommandRefused as exc:
+            await self._refuse(device, payload, exc)
+            return
+        seen = await asyncio.to_thread(
+            self.seen.claim, cmd.id, device=device, name=cmd.name.value, expires=cmd.expires.timestamp()
+        )
+        if seen is not None:
+            self.counters.commands_duplicate += 1
+            log.info("command %s id=%s for %s came again: answered as before, not run again", cmd.name, cmd.id, device)
+            if seen.ack is not None:
+                self._publish_ack(device, seen.ack)
+            else:  # claimed, then the gateway stopped before it answered: it may have run; never run it twice
+                self._publish_ack(
+                    device,
+                    encode(CommandAck(id=cmd.id, ok=False, error="already received; not run again (no answer kept)")),
+                )
+            return
+        ack = await self._execute(device, cmd)
+        data = encode(ack)
+        await asyncio.to_thread(self.seen.answered, cmd.id, data)
+        self._publish_ack(device, data)
+
+    async def _refuse(self, device: str, payload: bytes, exc: CommandRefused) -> None:
+        """Answer ``ok: false`` with the reason, keep it with the dead letters, and report it (rate-limited)."""
+        self.counters.commands_refused += 1
+        log.warning("refused a command for %s: %s", device, exc)
+        await asyncio.to_thread(self.outbox.dead_letter, self._topic(Kind.CMD, device), payload, str(exc))
+        ack = CommandAck(id=exc.command_id, ok=False, error=f"refused: {exc}"[:1000])
+        self._publish_ack(device, encode(ack))
+        if exc.refusal is not CommandRefusal.NO_KEY:  # a gateway set up without a key: its log says so once
+            await self._report_refusals(self.refusals.refused(exc))
+
+    async def _report_refusals(self, due: tuple[CommandRefused, int] | None) -> None:
+        if due is None:
+            return
+        exc, count = due
+        payload = CommandRefusedPayload(
+            refusal=exc.refusal.value, reason=str(exc)[:500], command=exc.command_id, name=exc.name, refused=count
+        )
+        t = Transition(EventKind.COMMAND_REFUSED, EventState.RAISED, payload)
+        await asyncio.to_thread(self.sink.event, self.gw.id, t, datetime.now(UTC))
+
+    def _publish_ack(self, device: str, data: bytes) -> None:
+        try:
+            self.conn.publish(self._topic(Kind.CMD_ACK, device), data, qos=1)
+        except MqttError as exc:  # the cloud resends what it needs; a copy gets the kept answer
+            self.counters.acks_lost += 1
+            log.warning("could not send the answer to a command for %s: %s", device, exc)
+
+    async def _execute(self, device: str, cmd: Command) -> CommandAck:
         log.info("command name=%s device=%s id=%s", cmd.name.value, device, cmd.id)
         try:
             result = await self._run_command(device, cmd)
-            ack = CommandAck(id=cmd.id, ok=True, result=result)
         except CommandFailed as exc:
-            ack = CommandAck(id=cmd.id, ok=False, error=str(exc))
-        self.conn.publish(self._topic(Kind.CMD_ACK, device), encode(ack), qos=1)
+            self.counters.commands_failed += 1
+            return CommandAck(id=cmd.id, ok=False, error=str(exc)[:1000])
+        except Exception as exc:  # a fault of ours: answered, logged, counted; the worker goes on
+            self.counters.command_errors += 1
+            log.exception("command %s id=%s for %s failed inside the gateway", cmd.name.value, cmd.id, device)
+            return CommandAck(id=cmd.id, ok=False, error=f"the gateway failed: {type(exc).__name__}: {exc}"[:1000])
+        self.counters.commands_run += 1
+        return CommandAck(id=cmd.id, ok=True, result=result.model_dump(mode="json", exclude_none=True))
 
-    async def _run_command(self, device: str, cmd: Command) -> dict[str, Any]:
+    async def _run_command(self, device: str, cmd: Command) -> BaseModel:
+        a = cmd.args
         if cmd.name is CommandName.PING:
-            return {"uptime_s": round(time.monotonic() - self.started, 3), "version": sc.__version__}
+            return PingResult(uptime_s=round(time.monotonic() - self.started, 3), version=sc.__version__)
         if cmd.name is CommandName.HEALTH:
-            return self.health()
+            return HealthResult.model_validate(await asyncio.to_thread(self.health))
         if cmd.name is CommandName.POLL_NOW:
             dev = self.sensors.devices.get(device)
             if dev is None:
@@ -376,39 +477,35 @@ class EdgeApp:
             reading = await self.sensors.poll_device(dev)
             if reading is None:
                 raise CommandFailed(f"{device} did not give a usable reading")
-            return {"reading": reading.model_dump()}
-        if cmd.name is CommandName.LIGHTS_OVERRIDE:
+            return PollNowResult(reading=reading)
+        if isinstance(a, LightsOverrideArgs):
             garage = self.garages.get(device)
             if garage is None:
                 raise CommandFailed(f"gateway {self.gw.id} has no garage {device!r} with light control")
             try:
-                return garage.override(cmd.args)
+                return garage.override(a)
             except ValueError as exc:
                 raise CommandFailed(str(exc)) from exc
         gate = self.gates.get(device)
-        if cmd.name in _GATE_COMMANDS and gate is None:
+        if gate is None:
             raise CommandFailed(f"gateway {self.gw.id} has no gate {device!r}")
-        assert gate is not None or cmd.name not in _GATE_COMMANDS
         try:
-            if cmd.name is CommandName.GALLERY_PUT and gate is not None:
-                return await asyncio.to_thread(gate.gallery_put, cmd.args)
-            if cmd.name is CommandName.GALLERY_DELETE and gate is not None:
-                return await asyncio.to_thread(gate.gallery_delete, cmd.args)
-            if cmd.name is CommandName.GALLERY_DIGEST and gate is not None:
-                return {"residents": await asyncio.to_thread(gate.gallery.digest)}
-            if cmd.name is CommandName.DOOR_OPEN and gate is not None:
-                await gate.remote_open(str(cmd.args.get("by", "control room")))
-                return {"opened": True}
-            if cmd.name is CommandName.PASS_REVOKE and gate is not None:
-                pid = cmd.args.get("pass")
-                if not isinstance(pid, str) or not pid:
-                    raise CommandFailed("pass_revoke needs the pass id in args.pass")
-                expires = int(cmd.args.get("expires", time.time() + 8 * 86400))
-                await asyncio.to_thread(gate.revoke_pass, pid, expires)
-                return {"revoked": pid}
+            if isinstance(a, GalleryPutArgs):
+                return await asyncio.to_thread(gate.gallery_put, a)
+            if isinstance(a, GalleryDeleteArgs):
+                return await asyncio.to_thread(gate.gallery_delete, a)
+            if cmd.name is CommandName.GALLERY_DIGEST:
+                return GalleryDigestResult(residents=await asyncio.to_thread(gate.gallery.digest))
+            if isinstance(a, DoorOpenArgs):
+                await gate.remote_open(a.by)
+                return DoorOpenResult(opened=True)
+            if isinstance(a, PassRevokeArgs):
+                expires = a.expires if a.expires is not None else int(time.time() + 8 * 86400)
+                await asyncio.to_thread(gate.revoke_pass, a.pass_id, expires)
+                return PassRevokeResult(revoked=a.pass_id)
         except GalleryError as exc:
             raise CommandFailed(str(exc)) from exc
-        raise CommandFailed(f"unknown command {cmd.name}")  # pragma: no cover - enum is exhaustive
+        raise CommandFailed(f"{cmd.name.value} is not a command for gate {device}")  # pragma: no cover
 
     # ---------------------------------------------------------------- health
 
@@ -421,8 +518,11 @@ class EdgeApp:
             and not self.outbox.near_full
             and not self.sensors.dead_workers
             and not any(g.dead for g in self.gates.values())
-            and not any(g.dead for g in self.garages.values()),
+            and not any(g.dead for g in self.garages.values())
+            and not self.parts.degraded(),
             "dead_workers": list(self.sensors.dead_workers),
+            "degraded": self.parts.degraded(),
+            "parts": self.parts.health(),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "mqtt": {"connected": connected, "connects": self.conn.connects, "disconnects": self.conn.disconnects},
             "outbox": {
@@ -442,17 +542,6 @@ class EdgeApp:
             "gates": {gid: g.health() for gid, g in self.gates.items()},
             "garages": {gid: g.health() for gid, g in self.garages.items()},
         }
-
-
-_GATE_COMMANDS = frozenset(
-    {
-        CommandName.GALLERY_PUT,
-        CommandName.GALLERY_DELETE,
-        CommandName.GALLERY_DIGEST,
-        CommandName.DOOR_OPEN,
-        CommandName.PASS_REVOKE,
-    }
-)
 
 
 class CommandFailed(Exception):

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-__all__ = ["Outbox", "OutboxFullError", "OutboxRow", "Stream"]
+__all__ = [
+    "DEAD_LETTER_KEEP",
+    "DEAD_LETTER_PAYLOAD_BYTES",
+    "DeadLetterRow",
+    "Outbox",
+    "OutboxFullError",
+    "OutboxRow",
+    "Stream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +55,14 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     received REAL NOT NULL,
     topic TEXT NOT NULL,
     reason TEXT NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    size INTEGER
 );
 """
+#: How many dead letters are kept (the newest).
 DEAD_LETTER_KEEP = 1000
+#: How much of a dead letter's bytes is kept (its whole size is kept too): at most about 4 MB of dead letters.
+DEAD_LETTER_PAYLOAD_BYTES = 4096
 
 
 class Stream(IntEnum):
@@ -60,6 +72,17 @@ class Stream(IntEnum):
 
 class OutboxFullError(Exception):
     """The outbox cannot take the row (disk budget spent on events, or the disk is full)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    """A message the gateway could not use: when (``time.time()``), where, why, its first bytes, its whole size."""
+
+    received: float
+    topic: str
+    reason: str
+    payload: bytes
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +113,9 @@ class Outbox:
         self._sync_full = synchronous == "full"
         self._db.execute(f"PRAGMA synchronous={'FULL' if self._sync_full else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(dead_letter)")}
+        if "size" not in columns:  # an outbox written before dead letters kept their size
+            self._db.execute("ALTER TABLE dead_letter ADD COLUMN size INTEGER")
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self.shed_telemetry = 0
         self.near_full = False
@@ -257,11 +283,12 @@ class Outbox:
     # ------------------------------------------------------------------ dead letters
 
     def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
-        """Keep a message we could not use, with the reason (the newest 1000 are kept)."""
+        """Keep a message we could not use, with the reason, its first DEAD_LETTER_PAYLOAD_BYTES and its size
+        (the newest DEAD_LETTER_KEEP are kept)."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO dead_letter(received, topic, reason, payload) VALUES (?,?,?,?)",
-                (time.time(), topic, reason, payload[:65536]),
+                "INSERT INTO dead_letter(received, topic, reason, payload, size) VALUES (?,?,?,?,?)",
+                (time.time(), topic, reason, payload[:DEAD_LETTER_PAYLOAD_BYTES], len(payload)),
             )
             self._db.execute(
                 "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?",
@@ -269,11 +296,18 @@ class Outbox:
             )
 
     def dead_letters(self, limit: int = 100) -> list[tuple[str, str, bytes]]:
+        """The newest dead letters first: (topic, reason, the bytes kept)."""
+        return [(d.topic, d.reason, d.payload) for d in self.dead_letter_rows(limit)]
+
+    def dead_letter_rows(self, limit: int = 100) -> list[DeadLetterRow]:
+        """The newest dead letters first, with when they came and their whole size."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT topic, reason, payload FROM dead_letter ORDER BY id DESC LIMIT ?", (limit,)
+                "SELECT received, topic, reason, payload, coalesce(size, length(payload)) FROM dead_letter"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
             ).fetchall()
-        return [(r[0], r[1], bytes(r[2])) for r in rows]
+        return [DeadLetterRow(r[0], r[1], r[2], bytes(r[3]), int(r[4])) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -13,7 +13,8 @@ account. The ACL lets each publish only under its own topics:
 :func:`provision` creates missing password files (random, mode 0600), and
 writes the Mosquitto ``passwd`` (PBKDF2-SHA512, the ``$7$`` format of
 Mosquitto 2), ``acl`` and a ``mosquitto.conf`` with the queue and
-persistence settings that keep QoS 1 messages from being dropped.
+persistence settings that keep QoS 1 messages from being dropped, and the
+contracts' size limit (:data:`MESSAGE_SIZE_LIMIT`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ from pathlib import Path
 
 from sc.config.loader import LoadedConfig
 from sc.config.schema import MqttAccount, Transport
+from sc.contracts.messages import MAX_PAYLOAD_BYTES
 from sc.contracts.topics import Kind, Topic, topic_filter
 
 __all__ = [
+    "MAX_PACKET_SIZE",
+    "MAX_QUEUED_MESSAGES",
+    "MESSAGE_SIZE_LIMIT",
     "Account",
     "BrokerFiles",
     "ServerTls",
@@ -105,6 +110,19 @@ def acl_text(accts: list[Account]) -> str:
     return "\n".join(lines)
 
 
+#: Mosquitto's ``message_size_limit`` counts the PUBLISH payload only (not the topic or the headers), so it is
+#: the contracts' own limit: a payload of MAX_PAYLOAD_BYTES passes, one byte more is dropped by the broker (the
+#: QoS 1 flow still completes and the client stays connected; an MQTT 5 client gets reason 0x95 in its PUBACK).
+MESSAGE_SIZE_LIMIT = MAX_PAYLOAD_BYTES
+#: ``max_packet_size`` counts the whole packet: room for the largest payload and a topic of up to 64 KiB (MQTT's
+#: own maximum) with its headers. A client that sends a larger packet is disconnected before the broker reads it
+#: into memory: nobody can make the broker buffer a 256 MB message to then drop it.
+MAX_PACKET_SIZE = MESSAGE_SIZE_LIMIT + 64 * 1024 + 1024
+#: Messages queued for one client (an ingester that is down, a slow subscriber) before the broker drops any: as
+#: good as no limit (a 100k burst for an absent ingester is 1 % of it), but not 0 (see mosquitto_conf).
+MAX_QUEUED_MESSAGES = 10_000_000
+
+
 def mosquitto_conf(
     *,
     port: int,
@@ -129,12 +147,17 @@ def mosquitto_conf(
         f"password_file {passwd}",
         f"acl_file {acl}",
         # QoS 1 must never be dropped for a slow or absent subscriber: the default
-        # max_queued_messages (1000) silently discards the rest of a burst.
-        "max_queued_messages 0",
+        # max_queued_messages (1000) silently discards the rest of a burst. Not 0 ("no limit"): at least 2.0.11
+        # to 2.0.21, a broker with 0 answers every message it refuses (too large, denied by the ACL) with
+        # "quota exceeded" and drops the sender's connection (mosquitto issue 3244, fixed in 2.0.22).
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
         "max_queued_bytes 0",
         "max_inflight_messages 0",
         "persistent_client_expiration 7d",
         "sys_interval 1",
+        # nothing larger than the contracts allow is forwarded, stored or queued (see MESSAGE_SIZE_LIMIT)
+        f"message_size_limit {MESSAGE_SIZE_LIMIT}",
+        f"max_packet_size {MAX_PACKET_SIZE}",
     ]
     if persistence_dir is not None:
         lines += ["persistence true", f"persistence_location {persistence_dir}/", "autosave_interval 1"]

@@ -140,6 +140,7 @@ class DemoStack:
             api_port=self.api_port,
             influx_url=self.influx.url if self.influx else None,
             media_dir=str(self.workdir / "media"),
+            command_key_file=str(_command_key_file(self.cfg)),
         )
         self.cloud = CloudApp(self.cfg, settings, on_outcomes=self.on_outcomes)
         self.cloud.start()
@@ -205,6 +206,15 @@ class DemoStack:
                 garages.cancel()
 
         asyncio.run(main())
+
+
+def _command_key_file(loaded: LoadedConfig) -> Path:
+    """The cloud's command key beside the public half the site config gives the gateways (x.pub.pem -> x.pem)."""
+    public = loaded.site.command_public_key
+    if public is None:
+        return Path("run/keys/commands.pem")
+    path = loaded.resolve(public)
+    return path.with_name(path.name.removesuffix(".pub.pem") + ".pem")
 
 
 def _has_garage(site: SiteConfig, gateway: str) -> bool:

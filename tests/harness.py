@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.app import EdgeApp, read_password
 from sc.config.loader import LoadedConfig, load_site_config
-from sc.contracts.messages import Command, CommandAck, Event, decode, encode
+from sc.contracts.commands import COMMAND_TTL_S, CommandAck, CommandName
+from sc.contracts.messages import Event, decode, new_id, utcnow
 from sc.contracts.topics import Kind, Topic
 from sc.influxd import InfluxProcess
 from sc.mosquitto import MosquittoProcess, free_port
+from sc.passes import generate_key, load_private_key
+from sc.signing import sign_body
 from sc.waiting import wait_until
 
 DATA = Path(__file__).parent / "data"
@@ -54,10 +59,66 @@ class Site:
     def port(self) -> int:
         return self.broker.port
 
+    @property
+    def command_key(self) -> Path:
+        """The cloud's command signing key of this site (the config's command_public_key is its .pub.pem)."""
+        return self.root / "keys" / "commands.pem"
+
+    def sign(
+        self,
+        gateway: str,
+        device: str,
+        name: CommandName | str,
+        args: dict[str, Any] | None = None,
+        *,
+        command_id: str | None = None,
+        ttl_s: float | None = None,
+        issued: datetime | None = None,
+        **body: Any,
+    ) -> Signed:
+        """A command signed with the site's key as the cloud signs one (sc/signing.py), from a raw body: its
+        arguments are not checked here, so a test can send what the cloud's models would never build. ``body``
+        overrides fields of the signed body (e.g. ``site="elsewhere"``)."""
+        ts = issued or utcnow()
+        known = {n.value: n for n in CommandName}
+        ttl = ttl_s if ttl_s is not None else COMMAND_TTL_S[known[str(name)]] if str(name) in known else 30.0
+        raw: dict[str, Any] = {
+            "v": 1,
+            "id": command_id or new_id(),
+            "ts": _iso(ts),
+            "expires": _iso(ts + timedelta(seconds=ttl)),
+            "site": self.loaded.site.site.id,
+            "gateway": gateway,
+            "device": device,
+            "name": str(name),
+            "args": args or {},
+            **body,
+        }
+        raw["sig"] = sign_body(load_private_key(self.command_key), raw)
+        topic = str(Topic(self.loaded.site.site.id, gateway, Kind.CMD, device))
+        return Signed(topic, str(raw["id"]), str(name), json.dumps(raw).encode())
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A command's bytes ready to publish on ``topic``."""
+
+    topic: str
+    id: str
+    name: str
+    payload: bytes
+
 
 def make_site(tmp: Path, template: Path = DATA / "site.yaml") -> Site:
     port = free_port()
     (tmp / "configs").mkdir(parents=True, exist_ok=True)
+    key = tmp / "keys" / "commands.pem"
+    if not key.exists():  # the config's command_public_key: ../keys/commands.pub.pem
+        generate_key(key, key.with_suffix(".pub.pem"))
     text = template.read_text(encoding="utf-8").replace("port: 1883", f"port: {port}")
     cfg = tmp / "configs" / "site.yaml"
     cfg.write_text(text, encoding="utf-8")
@@ -142,15 +203,15 @@ class Collector:
                 return ack
         return None
 
-    def command(self, topic: str, cmd: Command, *, tries: int = 3, wait_s: float = 5.0) -> CommandAck:
-        """Send ``cmd`` as the cloud does (cloud/gates/sync.py): resend an unanswered command with the same id;
+    def command(self, cmd: Signed, *, tries: int = 3, wait_s: float = 5.0) -> CommandAck:
+        """Send ``cmd`` as the cloud does (cloud/gates/sync.py): resend an unanswered command (the same bytes);
         return the gateway's ack (the test fails if none comes)."""
         for _ in range(tries):
-            self.client.publish(topic, encode(cmd), qos=1).wait_for_publish(wait_s)
+            self.client.publish(cmd.topic, cmd.payload, qos=1).wait_for_publish(wait_s)
             if wait_until(lambda: self.ack_of(cmd.id) is not None, wait_s):
                 break
         ack = self.ack_of(cmd.id)
-        assert ack is not None, f"no answer to {cmd.name.value} on {topic}"
+        assert ack is not None, f"no answer to {cmd.name} on {cmd.topic}"
         return ack
 
     def dropped(self) -> int | None:
@@ -369,6 +430,7 @@ def api_settings(db: Any, tmp: Path, **extra: Any) -> Any:
             "escalation_interval_s": 3600,
             "media_dir": str(tmp / "media"),
             "pass_key_file": str(tmp / "keys" / "pass.pem"),
+            "command_key_file": str(tmp / "keys" / "commands.pem"),
             **extra,
         }
     )

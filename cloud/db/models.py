@@ -100,7 +100,11 @@ class EventRow(Base):
 
 
 class DeadLetter(Base):
-    """A message that could not be used, with the reason and the raw bytes."""
+    """A message that could not be used, with the reason and the start of its raw bytes.
+
+    ``payload`` keeps at most the first ``DEAD_LETTER_PAYLOAD_BYTES`` (4 KiB) of the message, ``size`` is the
+    message's whole size; only the newest ``DEAD_LETTERS_KEEP`` rows are kept (cloud/workorders/store.py).
+    """
 
     __tablename__ = "dead_letters"
 
@@ -108,7 +112,8 @@ class DeadLetter(Base):
     received_at: Mapped[datetime]
     topic: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary, doc="the first bytes of the message (at most 4 KiB)")
+    size: Mapped[int] = mapped_column(Integer, doc="the message's size in bytes, all of it")
 
 
 class DeviceState(Base):

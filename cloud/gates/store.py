@@ -286,6 +286,8 @@ def mark_acked(
 ) -> GalleryDelivery | None:
     """Apply a gate's answer to the delivery it answers; None if it answers nothing pending here.
 
+    A refusal (``ok`` false) gives the delivery a new command id for its retry.
+
     Only the gate the command went to, on its own gateway's topic, can answer it: an ack with a
     known command id from anyone else changes nothing.
     """
@@ -306,6 +308,9 @@ def mark_acked(
     else:
         d.error = (error or "refused without a reason")[:500]
         d.next_attempt_at = now + backoff(max(1, d.attempts), base_s=base_s, max_s=max_s)
+        # a gateway answers a copy of a command it has seen with the answer it gave it (it runs each command once):
+        # the retry after a refusal is a new command
+        d.command_id = new_id()
     return d
 
 

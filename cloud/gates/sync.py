@@ -46,12 +46,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.garages.view import GarageView
-from edge.gate.gallery import encode_embedding
 from sc.config.schema import SiteConfig
-from sc.contracts.messages import (
-    Command,
+from sc.contracts.commands import (
     CommandAck,
+    CommandArgs,
     CommandName,
+    GalleryDeleteArgs,
+    GalleryPutArgs,
+    encode_embedding_b64,
+)
+from sc.contracts.messages import (
     ContractError,
     GarageState,
     Status,
@@ -61,6 +65,7 @@ from sc.contracts.messages import (
 )
 from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
 from sc.mqtt import MqttConnection, MqttCredentials
+from sc.signing import CommandSigner
 
 from .store import (
     Op,
@@ -126,8 +131,10 @@ class GateLink:
         retry_max_s: float = 600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         garages: GarageView | None = None,
+        signer: CommandSigner,
     ) -> None:
         self.site = site
+        self.signer = signer
         self.site_id = site.site.id
         self.sessions = sessions
         self.interval_s = interval_s
@@ -185,9 +192,7 @@ class GateLink:
 
     # ------------------------------------------------------------------ commands that wait for their answer
 
-    def request(
-        self, *, gate: str, name: CommandName, args: dict[str, str | int | float | bool], timeout: float
-    ) -> CommandAck | None:
+    def request(self, *, gate: str, name: CommandName, args: CommandArgs, timeout: float) -> CommandAck | None:
         """Send a command to ``gate`` and wait up to ``timeout`` s for the gate's answer (None: no answer).
 
         :class:`KeyError` for a gate not in the site config, :class:`GateUnavailable`
@@ -202,13 +207,15 @@ class GateLink:
         gateway: str,
         device: str,
         name: CommandName,
-        args: dict[str, str | int | float | bool],
+        args: CommandArgs,
         timeout: float,
         what: str = "",
     ) -> CommandAck | None:
         """Send a command to ``device`` of ``gateway`` and wait up to ``timeout`` s for its answer (None: none).
 
-        ``what`` names the device in errors (e.g. ``gate north``; default: its id).
+        ``what`` names the device in errors (e.g. ``gate north``; default: its id). The command is signed, and
+        expires when the wait ends (or sooner, at its name's COMMAND_TTL_S): a door never opens after the API
+        answered that it did not.
 
         :class:`GateUnavailable` when it cannot be sent now (no broker connection, the
         gateway not online; a gateway this link does not follow is never online).
@@ -218,7 +225,7 @@ class GateLink:
         if self.online.get(gateway) is not True:
             state = "offline" if gateway in self.online else "not heard from yet"
             raise GateUnavailable(f"gateway {gateway} of {what or device} is {state}")
-        cmd = Command(name=name, args=args)
+        cmd = self.signer.command(gateway=gateway, device=device, name=name, args=args, ttl_s=timeout)
         waiter = _Waiter(gateway, device)
         with self._waiters_lock:
             self._waiters[cmd.id] = waiter
@@ -334,15 +341,18 @@ class GateLink:
                     if r.version != d.version:
                         continue
                 if d.op == Op.PUT.value and r.embedding is not None:
-                    emb = encode_embedding(np.frombuffer(r.embedding, dtype="<f4").astype(np.float32))
-                    cmd = Command(
-                        id=d.command_id, name=CommandName.GALLERY_PUT,
-                        args={"resident": r.id, "name": r.name, "embedding": emb, "version": d.version},
-                    )  # fmt: skip
-                else:
-                    cmd = Command(
-                        id=d.command_id, name=CommandName.GALLERY_DELETE, args={"resident": r.id, "version": d.version}
+                    args: CommandArgs
+                    emb = encode_embedding_b64(np.frombuffer(r.embedding, dtype="<f4"))
+                    name, args = (
+                        CommandName.GALLERY_PUT,
+                        GalleryPutArgs(resident=r.id, name=r.name[:120], embedding=emb, version=d.version),
                     )
+                else:
+                    name, args = CommandName.GALLERY_DELETE, GalleryDeleteArgs(resident=r.id, version=d.version)
+                # signed anew for every send (each valid for its COMMAND_TTL_S), one id for all sends of one version
+                cmd = self.signer.command(
+                    gateway=d.gateway, device=d.gate, name=name, args=args, command_id=d.command_id
+                )
                 self.conn.publish(str(Topic(self.site_id, d.gateway, Kind.CMD, d.gate)), encode(cmd), qos=1)
                 if d.attempts:
                     self.counters.resent += 1

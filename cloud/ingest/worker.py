@@ -29,9 +29,10 @@ from cloud.gates.snapshots import SnapshotError, decode_snapshot, save_snapshot
 from cloud.workorders.routing import Router
 from cloud.workorders.store import EventOutcome, add_dead_letters, record_events, upsert_devices
 from sc.config.schema import SiteConfig
+from sc.contracts.commands import CommandAck
 from sc.contracts.messages import (
     AlarmPayload,
-    CommandAck,
+    CommandRefusedPayload,
     ContractError,
     Event,
     FaultPayload,
@@ -302,6 +303,8 @@ class IngestWorker:
                 raise SourceRefused(f"gate {ev.device!r} reported an event of gate {p.gate!r}")
         elif isinstance(p, AlarmPayload | FaultPayload) and p.reading is not None:
             self._check_reading(ev.device, p.reading.type)
+        elif isinstance(p, CommandRefusedPayload) and ev.device != ev.gateway:
+            raise SourceRefused(f"a command refusal from {ev.device!r}: only a gateway itself reports them")
 
     def _check_reading(self, device: str, reading_type: str) -> None:
         expected = self.reading_types.get(device)

@@ -186,6 +186,7 @@ KIND: dict[EventKind, tuple[str, str]] = {
     EventKind.CAMERA_ONLINE: ("Camera online", "摄像头上线"),
     EventKind.LIGHTING_FAULT: ("Lighting fault", "照明故障"),
     EventKind.LIGHTING_RESTORED: ("Lighting restored", "照明恢复"),
+    EventKind.COMMAND_REFUSED: ("Command refused (forged or expired)", "指令被拒(伪造或过期)"),
 }
 
 

@@ -36,6 +36,8 @@ EVENT_CATEGORY: dict[EventKind, tuple[str, str]] = {
     EventKind.CAMERA_ONLINE: ("device", "camera_offline"),  # the clear of camera_offline
     EventKind.LIGHTING_FAULT: ("device", "lighting_fault"),
     EventKind.LIGHTING_RESTORED: ("device", "lighting_fault"),  # the clear of lighting_fault
+    # a gateway refused commands that were not the cloud's, or no longer valid: someone may hold a broker password
+    EventKind.COMMAND_REFUSED: ("security", "command_refused"),
 }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,8 @@ from .routing import Router
 from .states import ACTIVE, Action, BadRequest, HistoryEvent, NotAllowed, Role, Status, WrongStatus, next_status
 
 __all__ = [
+    "DEAD_LETTERS_KEEP",
+    "DEAD_LETTER_PAYLOAD_BYTES",
     "EventOutcome",
     "NotFound",
     "add_dead_letters",
@@ -383,9 +385,25 @@ def _hrow(
 _CLEARED_NOTE = "the device reports the condition has ended; a person closes the order"
 
 
+#: A dead letter keeps this much of the message's bytes (enough to see what it was), and its whole size.
+DEAD_LETTER_PAYLOAD_BYTES = 4096
+#: Only the newest dead letters are kept: at most about 40 MB of them, however many bad messages come.
+DEAD_LETTERS_KEEP = 10_000
+
+
 def add_dead_letters(session: Session, *, items: list[tuple[str, str, bytes]], now: datetime) -> None:
-    """Keep (topic, reason, raw bytes) of messages that could not be used."""
-    session.add_all(DeadLetter(received_at=now, topic=t, reason=r, payload=p) for t, r, p in items)
+    """Keep (topic, reason, the first DEAD_LETTER_PAYLOAD_BYTES of the raw bytes, their size) of messages that
+    could not be used; drop the oldest beyond the newest DEAD_LETTERS_KEEP (the ingester's counters keep totals)."""
+    if not items:
+        return
+    session.add_all(
+        DeadLetter(received_at=now, topic=t, reason=r, payload=p[:DEAD_LETTER_PAYLOAD_BYTES], size=len(p))
+        for t, r, p in items
+    )
+    session.flush()
+    newest = select(func.max(DeadLetter.id)).scalar_subquery()
+    prune = delete(DeadLetter).where(DeadLetter.id <= newest - DEAD_LETTERS_KEEP)
+    session.execute(prune.execution_options(synchronize_session=False))
 
 
 _SEEN = ("last_seen", "last_reading")

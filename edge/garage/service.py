@@ -39,6 +39,7 @@ from typing import Any
 from devices.lighting import STATUS_DALI_FAULT, STATUS_FAILSAFE, STATUS_REGISTER
 from devices.modbus import DeviceReadError, ModbusBus
 from sc.config.schema import DeviceType, Garage, GatewayConfig, SensorModule
+from sc.contracts.commands import LightsOverrideArgs, LightsOverrideResult
 from sc.contracts.messages import (
     MAX_PAYLOAD_BYTES,
     MAX_STATE_FAULTS,
@@ -61,7 +62,7 @@ from sc.lanes import LanePos
 
 from ..sensors.detect import Transition
 from .commands import CONTROLLER_OFFLINE_AFTER, MODULE_PROBE_S, ControllerLink, Write
-from .control import Alert, GarageController, OverrideLevel, Plan
+from .control import Alert, GarageController, Plan
 from .model import GarageModel
 from .tracking import TrackClass
 
@@ -441,28 +442,15 @@ class GarageService:
 
     # ---------------------------------------------------------------- commands
 
-    def override(self, args: dict[str, str | int | float | bool]) -> dict[str, Any]:
-        """The ``lights_override`` command: args level, lights (comma-separated ids; none = all), for_s."""
-        raw = str(args.get("level", ""))
+    def override(self, args: LightsOverrideArgs) -> LightsOverrideResult:
+        """The ``lights_override`` command: the named lights' (none: all) base level, for ``for_s`` (none: until
+        changed); ValueError for a light this garage does not have."""
         try:
-            level = OverrideLevel(raw)
-        except ValueError:
-            raise ValueError(
-                f"level must be one of {', '.join(x.value for x in OverrideLevel)} (got {raw!r})"
-            ) from None
-        lights_arg = args.get("lights")
-        lights = [x.strip() for x in str(lights_arg).split(",") if x.strip()] if lights_arg else None
-        duration = args.get("for_s")
-        if duration is not None and (
-            isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0
-        ):
-            raise ValueError(f"for_s must be a positive number of seconds (got {duration!r})")
-        try:
-            n = self.controller.override(self.clock(), level, lights, float(duration) if duration is not None else None)
+            n = self.controller.override(self.clock(), args.level, args.lights, args.for_s)
         except KeyError as exc:
             raise ValueError(f"garage {self.garage.id} has no light {exc.args[0]!r}") from None
-        log.info("garage=%s override level=%s lights=%d for_s=%s", self.garage.id, level.value, n, duration)
-        return {"level": level.value, "lights": n, "for_s": duration}
+        log.info("garage=%s override level=%s lights=%d for_s=%s", self.garage.id, args.level.value, n, args.for_s)
+        return LightsOverrideResult(level=args.level, lights=n, for_s=args.for_s)
 
     # ---------------------------------------------------------------- health
 

@@ -17,7 +17,6 @@ process (the command handler) committed a change.
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 import threading
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from sc.contracts.commands import decode_embedding_b64, encode_embedding_b64
 
 from .faces import EMBEDDING_DIM, Embedding, normalise
 
@@ -51,23 +52,14 @@ class GalleryError(ValueError):
 
 
 def encode_embedding(vec: Embedding) -> str:
-    """Base64 of the 128 little-endian float32s: how an embedding travels in a command."""
-    return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+    """Base64 of the 128 little-endian float32s: how an embedding travels in a command (the contract's codec)."""
+    return encode_embedding_b64(vec)
 
 
 def decode_embedding(text: str) -> Embedding:
-    """The inverse of :func:`encode_embedding`; :class:`GalleryError` if it is not a usable embedding."""
+    """The inverse of :func:`encode_embedding`, unit length; :class:`GalleryError` if it is not a usable one."""
     try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError as exc:
-        raise GalleryError(f"embedding is not base64: {exc}") from exc
-    if len(raw) != EMBEDDING_DIM * 4:
-        raise GalleryError(f"embedding has {len(raw)} bytes, {EMBEDDING_DIM * 4} expected")
-    vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    if not np.all(np.isfinite(vec)):
-        raise GalleryError("embedding holds NaN or infinity")
-    try:
-        return normalise(vec)
+        return normalise(decode_embedding_b64(text))
     except ValueError as exc:
         raise GalleryError(str(exc)) from exc
 

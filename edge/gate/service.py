@@ -22,11 +22,12 @@ from typing import Any, Protocol
 
 from devices.modbus import ModbusBus
 from sc.config.schema import Gate
+from sc.contracts.commands import GalleryDeleteArgs, GalleryDeleteResult, GalleryPutArgs, GalleryPutResult
 from sc.contracts.messages import EntryMethod, EventKind, EventState, GatePayload
 
 from ..sensors.detect import Transition
 from .door import DoorController, DoorEvent
-from .gallery import Gallery, GalleryError, decode_embedding
+from .gallery import Gallery, decode_embedding
 from .ledger import PassLedger
 from .pipeline import GateOutcome
 from .worker import VisionSpec, vision_main
@@ -248,26 +249,18 @@ class GateService:
     def door_changed(self, t: float, *, open: bool) -> None:
         self._send(("door", t, open))
 
-    def gallery_put(self, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            resident = str(args["resident"])
-            emb = decode_embedding(str(args["embedding"]))
-            version = int(args["version"])
-        except (KeyError, ValueError, TypeError, GalleryError) as exc:
-            raise GalleryError(f"gallery_put needs resident, embedding, version: {exc}") from exc
-        applied = self.gallery.put(resident, str(args.get("name", "")), emb, version=version)
-        log.info("gate=%s gallery put resident=%s version=%d applied=%s", self.gate.id, resident, version, applied)
-        return {"applied": applied, "residents": len(self.gallery)}
+    def gallery_put(self, args: GalleryPutArgs) -> GalleryPutResult:
+        emb = decode_embedding(args.embedding)
+        applied = self.gallery.put(args.resident, args.name, emb, version=args.version)
+        log.info(
+            "gate=%s gallery put resident=%s version=%d applied=%s", self.gate.id, args.resident, args.version, applied
+        )
+        return GalleryPutResult(applied=applied, residents=len(self.gallery))
 
-    def gallery_delete(self, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            resident = str(args["resident"])
-            version = int(args["version"]) if "version" in args else None
-        except (KeyError, ValueError) as exc:
-            raise GalleryError(f"gallery_delete needs resident: {exc}") from exc
-        existed = self.gallery.delete(resident, version=version)
-        log.info("gate=%s gallery delete resident=%s existed=%s", self.gate.id, resident, existed)
-        return {"deleted": existed, "residents": len(self.gallery)}
+    def gallery_delete(self, args: GalleryDeleteArgs) -> GalleryDeleteResult:
+        existed = self.gallery.delete(args.resident, version=args.version)
+        log.info("gate=%s gallery delete resident=%s existed=%s", self.gate.id, args.resident, existed)
+        return GalleryDeleteResult(deleted=existed, residents=len(self.gallery))
 
     def revoke_pass(self, pid: str, expires: int) -> None:
         self.ledger.revoke(pid, expires)

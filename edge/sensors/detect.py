@@ -18,6 +18,7 @@ from datetime import datetime
 from devices.rules import RuleSpec
 from sc.contracts.messages import (
     AlarmPayload,
+    CommandRefusedPayload,
     ConnectivityPayload,
     EventKind,
     EventState,
@@ -35,7 +36,7 @@ class Transition:
 
     kind: EventKind
     state: EventState
-    payload: AlarmPayload | ConnectivityPayload | FaultPayload | GatePayload
+    payload: AlarmPayload | ConnectivityPayload | FaultPayload | GatePayload | CommandRefusedPayload
     severity_override: str | None = None
 
 

@@ -49,6 +49,9 @@ __all__ = ["Counters", "EventSink", "SensorService"]
 
 log = logging.getLogger(__name__)
 
+#: how long stopping waits for the bus and uplink workers once they are cancelled
+STOP_WAIT_S = 3.0
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -61,7 +64,13 @@ class Counters:
     bad_readings: int = 0
     uplinks: int = 0
     uplinks_dropped: int = 0
-    commands_dropped: int = 0
+    commands_dropped: int = 0  # the command queue was full
+    commands_run: int = 0
+    commands_refused: int = 0  # unsigned, forged, expired, misaddressed, bad arguments (see sc/signing.py)
+    commands_duplicate: int = 0  # a copy of a command already run: answered as the first time, not run again
+    commands_failed: int = 0  # ran and could not do it (ok: false)
+    command_errors: int = 0  # a fault of the gateway while running one (ok: false, logged with its traceback)
+    acks_lost: int = 0  # an answer that could not be handed to the MQTT client
     malformed_messages: int = 0
     events: int = 0
     telemetry: int = 0
@@ -201,7 +210,17 @@ class SensorService:
             self._loop = None
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # bounded: a worker stuck in a library that ignores its cancellation must not hold the gateway's stop
+            done, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT_S) if tasks else (set(), set())
+            for t in done:
+                if not t.cancelled():
+                    t.exception()  # retrieved: supervise() has logged it
+            if stuck:
+                log.warning(
+                    "sensor workers %s did not stop within %g s; leaving them",
+                    ", ".join(sorted(t.get_name() for t in stuck)),
+                    STOP_WAIT_S,
+                )
             for bus in self.buses.values():
                 bus.close()
 

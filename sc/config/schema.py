@@ -592,6 +592,12 @@ class SiteConfig(_Config):
     street: Street
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     cloud_account: MqttAccount | None = Field(default=None, description="the cloud ingester's account")
+    command_public_key: Path | None = Field(
+        default=None,
+        title="Command public key (PEM)",
+        description="the cloud's public command-signing key (.pub.pem, written by the cloud at its first start); "
+        "every gateway runs only the commands it verifies; none: every command is refused",
+    )
     gateways: list[GatewayConfig] = Field(min_length=1)
     gates: list[Gate] = Field(default_factory=list)
     garages: list[Garage] = Field(default_factory=list)

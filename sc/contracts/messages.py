@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from .topics import ID_PATTERN, Kind
+from .topics import ID_PATTERN
 
 __all__ = [
     "CLEARED_BY",
@@ -36,15 +36,13 @@ __all__ = [
     "MAX_STATE_FAULTS",
     "MAX_STATE_LIGHTS",
     "MAX_STATE_TRACKS",
-    "MODEL_FOR_KIND",
     "RECORD_KINDS",
     "AlarmPayload",
     "BinReading",
-    "Command",
-    "CommandAck",
-    "CommandName",
+    "CommandRefusedPayload",
     "ConnectivityPayload",
     "ContractError",
+    "DeviceId",
     "EntryMethod",
     "Event",
     "EventKind",
@@ -169,6 +167,8 @@ class EventKind(StrEnum):
     # garages (see docs/garage.md); the device is a light controller or a presence sensor
     LIGHTING_FAULT = "lighting_fault"  # a sensor stuck on, a controller reporting a fault: its zone is kept full
     LIGHTING_RESTORED = "lighting_restored"  # the clear of lighting_fault
+    # any gateway; the device is the gateway itself
+    COMMAND_REFUSED = "command_refused"  # unsigned, forged, expired or misaddressed commands reached the gateway
 
 
 #: The severity an event kind has unless the site config says otherwise.
@@ -194,6 +194,7 @@ DEFAULT_SEVERITY: dict[EventKind, Severity] = {
     EventKind.CAMERA_ONLINE: Severity.INFO,
     EventKind.LIGHTING_FAULT: Severity.MAJOR,
     EventKind.LIGHTING_RESTORED: Severity.INFO,
+    EventKind.COMMAND_REFUSED: Severity.MAJOR,
 }
 
 #: Records, not alarms: stored and shown, never turned into a work order.
@@ -267,7 +268,20 @@ class GatePayload(_Model):
     snapshot_jpeg: str | None = Field(default=None, max_length=MAX_SNAPSHOT_B64, description="base64 JPEG")
 
 
-EventPayload = Annotated[AlarmPayload | ConnectivityPayload | FaultPayload | GatePayload, Field(discriminator="type")]
+class CommandRefusedPayload(_Model):
+    """Commands the gateway would not run: the first of a burst at once, the rest counted into the next event."""
+
+    type: Literal["command"] = "command"
+    refusal: str = Field(max_length=40, description="why: unsigned, forged, expired, wrong_target... (sc.signing)")
+    reason: str = Field(max_length=500, description="for a person")
+    command: str = Field(default="", max_length=64, description="the refused command's id, if it had one")
+    name: str = Field(default="", max_length=40, description="its name, if it could be read")
+    refused: int = Field(ge=1, description="commands refused since the last such event, this one included")
+
+
+EventPayload = Annotated[
+    AlarmPayload | ConnectivityPayload | FaultPayload | GatePayload | CommandRefusedPayload, Field(discriminator="type")
+]
 
 
 class Event(_Model):
@@ -310,37 +324,6 @@ class Status(_Model):
     )
     reason: str = ""
     version: str = ""
-
-
-class CommandName(StrEnum):
-    PING = "ping"  # answer with uptime and counters
-    POLL_NOW = "poll_now"  # read the device at once and answer with the reading
-    HEALTH = "health"  # the gateway's full health report
-    # gates
-    GALLERY_PUT = "gallery_put"  # args: resident, name, embedding (base64 float32 x128), version
-    GALLERY_DELETE = "gallery_delete"  # args: resident
-    GALLERY_DIGEST = "gallery_digest"  # answer with {resident: version} of the gate's gallery
-    DOOR_OPEN = "door_open"  # args: gate, by; a remote open grants one passage
-    PASS_REVOKE = "pass_revoke"  # args: pass (the pass id)
-    # garages
-    LIGHTS_OVERRIDE = "lights_override"  # args: level (full|standby|off|auto), lights (comma-separated ids), for_s
-
-
-class Command(_Model):
-    v: Literal[1] = 1
-    id: str = Field(default_factory=new_id, min_length=8, max_length=64)
-    ts: AwareDatetime = Field(default_factory=utcnow)
-    name: CommandName
-    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
-
-
-class CommandAck(_Model):
-    v: Literal[1] = 1
-    id: str = Field(description="the command's id")
-    ts: AwareDatetime = Field(default_factory=utcnow)
-    ok: bool
-    error: str = ""
-    result: dict[str, Any] = Field(default_factory=dict)
 
 
 class Uplink(_Model):
@@ -453,17 +436,6 @@ class GarageState(_Model):
 # --------------------------------------------------------------------------- wire helpers
 
 M = TypeVar("M", bound=BaseModel)
-
-#: The model each topic kind carries (snapshots are binary and come later).
-MODEL_FOR_KIND: dict[Kind, type[BaseModel]] = {
-    Kind.STATUS: Status,
-    Kind.TELEMETRY: Telemetry,
-    Kind.EVENT: Event,
-    Kind.CMD: Command,
-    Kind.CMD_ACK: CommandAck,
-    Kind.UPLINK: Uplink,
-    Kind.STATE: GarageState,  # garages are the only devices with a live state so far
-}
 
 
 def encode(message: BaseModel) -> bytes:

@@ -224,16 +224,19 @@ def test_an_enrolment_is_planned_for_every_gate_sent_acked_or_retried(engine: En
     assert states(engine) == {"north": ("put", "acked", v1, 1), "south": ("put", "error", v1, 1)}
     with Session(engine) as s:
         assert in_flight(s, now=T0) == {}  # one answered, one refused: nothing awaited
-    # the refused one is retried after its backoff, with the same command id, waiting longer each time
+    # the refused one is retried after its backoff, as a new command (a gateway answers a copy of a command it
+    # has run with the answer it gave), the same id for each resend of the retry, waiting longer each time
     t = T0 + timedelta(seconds=10)
     with sessions.begin() as s:
         [(d, _)] = due_deliveries(s, now=t, gateways=["gw-b"], gates=["north", "south"])
-        assert (d.gate, d.command_id) == ("south", ids["south"])
+        assert d.gate == "south" and d.command_id not in ids.values() and len(d.command_id) == 36
+        retry = d.command_id
         mark_sent(d, now=t, base_s=10, max_s=25)
         assert d.next_attempt_at == t + timedelta(seconds=20)
         mark_sent(d, now=t, base_s=10, max_s=25)
-        assert d.next_attempt_at == t + timedelta(seconds=25)  # capped
-        ack(s, ids["south"], "gw-b", "south", True, "", t, 10, 25)
+        assert d.next_attempt_at == t + timedelta(seconds=25) and d.command_id == retry  # capped; same id
+        assert ack(s, ids["south"], "gw-b", "south", True, "", t, 10, 25) is None  # the refused command's id
+        ack(s, retry, "gw-b", "south", True, "", t, 10, 25)
     assert states(engine) == {"north": ("put", "acked", v1, 1), "south": ("put", "acked", v1, 3)}
 
 

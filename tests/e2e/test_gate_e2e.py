@@ -31,18 +31,15 @@ from firmware_sim.door import DoorControllerSim
 from firmware_sim.faces import FACES_DIR
 from firmware_sim.gatescene import DOOR_INSIDE, DOOR_LINE
 from harness import DATA, Collector, EdgeThread, Site, make_site, wait_until
+from sc.contracts.commands import CommandAck, CommandName
 from sc.contracts.messages import (
-    Command,
-    CommandAck,
-    CommandName,
     EntryMethod,
     Event,
     EventKind,
     EventState,
     GatePayload,
-    encode,
 )
-from sc.contracts.topics import Kind, Topic
+from sc.contracts.topics import Kind
 from sc.passes import PassClaims, generate_key, load_private_key, sign_pass
 
 pytestmark = pytest.mark.slow
@@ -206,40 +203,27 @@ def test_gallery_commands_and_remote_open(tmp_path: Path, door: DoorControllerSi
         cloud.connect("127.0.0.1", site.port)
         cloud.loop_start()
         try:
-            topic = str(Topic("test", "gw-b", Kind.CMD, "north"))
             # commands reach a gateway once it has subscribed: wait for its birth (retained ONLINE status)
             assert wait_until(lambda: edge.app.conn.connected and bool(col.of_kind(Kind.STATUS)), 15)
 
-            def send(cmd: Command) -> CommandAck:
-                return col.command(topic, cmd)
+            def send(name: CommandName, args: dict[str, Any] | None = None) -> CommandAck:
+                return col.command(site.sign("gw-b", "north", name, args))
 
-            put = send(
-                Command(
-                    name=CommandName.GALLERY_PUT, args={"resident": "r-1", "name": "A", "embedding": emb, "version": 5}
-                )
-            )
+            put = send(CommandName.GALLERY_PUT, {"resident": "r-1", "name": "A", "embedding": emb, "version": 5})
             assert put.ok and put.result == {"applied": True, "residents": 1}
-            old = send(
-                Command(
-                    name=CommandName.GALLERY_PUT, args={"resident": "r-1", "name": "A", "embedding": emb, "version": 4}
-                )
-            )
+            old = send(CommandName.GALLERY_PUT, {"resident": "r-1", "name": "A", "embedding": emb, "version": 4})
             assert old.ok and old.result["applied"] is False
-            bad = send(
-                Command(
-                    name=CommandName.GALLERY_PUT, args={"resident": "r-2", "embedding": "not base64!", "version": 1}
-                )
-            )
-            assert not bad.ok and "base64" in bad.error
-            digest = send(Command(name=CommandName.GALLERY_DIGEST))
+            bad = send(CommandName.GALLERY_PUT, {"resident": "r-2", "embedding": "not base64!", "version": 1})
+            assert not bad.ok and "args.embedding" in bad.error, bad.error
+            digest = send(CommandName.GALLERY_DIGEST)
             assert digest.result == {"residents": {"r-1": 5}}
-            gone = send(Command(name=CommandName.GALLERY_DELETE, args={"resident": "r-1", "version": 6}))
+            gone = send(CommandName.GALLERY_DELETE, {"resident": "r-1", "version": 6})
             assert gone.ok and gone.result == {"deleted": True, "residents": 0}
             assert len(edge.app.gates["north"].gallery) == 0
-            unknown_gate = str(Topic("test", "gw-b", Kind.CMD, "south-door"))
-            cloud.publish(unknown_gate, encode(Command(name=CommandName.GALLERY_DIGEST)), qos=1).wait_for_publish(5)
+            unknown = site.sign("gw-b", "south-door", CommandName.GALLERY_DIGEST)
+            cloud.publish(unknown.topic, unknown.payload, qos=1).wait_for_publish(5)
 
-            opened = send(Command(name=CommandName.DOOR_OPEN, args={"by": "operator-1"}))
+            opened = send(CommandName.DOOR_OPEN, {"by": "operator-1"})
             assert opened.ok
             assert wait_until(lambda: len(door.pulses()) == 1 and door.pulses()[0][1] is not None, 10)
             assert wait_until(lambda: bool(gate_events(col, EventKind.ENTRY)), 10)

@@ -16,17 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from firmware_sim.runner import Simulator, SimulatorThread
 from firmware_sim.scenario import Scenario
 from harness import Collector, EdgeThread, Site, edge_process, wait_until
-from sc.contracts.messages import (
-    Command,
-    CommandAck,
-    CommandName,
-    Event,
-    EventKind,
-    Status,
-    StatusState,
-    decode,
-    encode,
-)
+from sc.contracts.commands import CommandAck, CommandName
+from sc.contracts.messages import Event, EventKind, Status, StatusState, decode, encode
 from sc.contracts.topics import Kind, Topic
 
 BURST = 10_000
@@ -91,11 +82,8 @@ def _connect(site: Site, user: str, password: str | None = None) -> tuple[paho.C
 
 
 def _publish_once(site: Site, user: str, topic: str, payload: bytes) -> None:
-    """Connect as ``user``, publish one QoS 1 message, and go.
-
-    Mosquitto 2.0.11 drops the connection of a client whose publish it denies,
-    so every attempt gets a connection of its own.
-    """
+    """Connect as ``user``, publish one QoS 1 message, and go (every attempt on a connection of its own: with
+    ``max_queued_messages 0`` Mosquitto 2.0.11 dropped the connection of a client whose publish it denied)."""
     c, rc = _connect(site, user)
     assert rc == ["Success"]
     c.publish(topic, payload, qos=1)
@@ -203,12 +191,12 @@ def test_after_a_broker_restart_the_gateway_reannounces_and_takes_commands(site:
         assert wait_until(lambda: [s.state for s in status_of(col, "gw-a")][-1:] == [StatusState.ONLINE], 10)
         assert wait_until(lambda: any(e.kind is EventKind.SMOKE_ALARM for e in col.events()), 10)
         assert wait_until(lambda: edge.app.outbox.depth()["events"] == 0, 5)
-        ping = Command(name=CommandName.PING)
+        ping = site.sign("gw-a", "gw-a", CommandName.PING)
         cloud = paho.Client(CallbackAPIVersion.VERSION2, client_id="cloud-cmd")
         cloud.username_pw_set("cloud", site.password("cloud"))
         cloud.connect("127.0.0.1", site.port)
         cloud.loop_start()
-        cloud.publish(str(Topic("test", "gw-a", Kind.CMD, "gw-a")), encode(ping), qos=1).wait_for_publish(5)
+        cloud.publish(ping.topic, ping.payload, qos=1).wait_for_publish(5)
         assert wait_until(lambda: len(col.of_kind(Kind.CMD_ACK)) == 1, 10)
         ack = decode(CommandAck, col.of_kind(Kind.CMD_ACK)[0].payload)
         assert ack.id == ping.id and ack.ok and ack.result["uptime_s"] > 0

@@ -17,7 +17,9 @@ from sc.contracts.messages import EventKind
 
 UNIT, COIL, CONTACT = 5, 3, 7
 UNLOCK_S = 0.3
-TOL = 0.15  # timing tolerance, seconds (a loaded 2-core machine, the sim and the edge in one process)
+# No test here bounds how long anything took (that depends on the machine's load): the controller and the sim
+# share one monotonic clock, and the checks are on the order of what happened and on what the code guarantees
+# (the relay goes off no earlier than the last grant plus unlock_s).
 
 
 @pytest.fixture
@@ -56,11 +58,12 @@ def rig(sim: DoorControllerSim, **door: float) -> Rig:
     return r
 
 
-async def until(cond: Callable[[], bool], timeout: float = 3.0) -> None:
+async def until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for ``cond`` (a generous limit: what it waits for takes a fraction of a second on an idle machine)."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"still not true after {timeout:g} s: {cond.__doc__ or 'the condition'}")
         await asyncio.sleep(0.01)
 
 
@@ -87,16 +90,42 @@ def play(
     asyncio.run(main())
 
 
+class Clock:
+    """One clock for the controller and the sim that moves only when the test says: the relay's timing is exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def on_clock(r: Rig, sim: DoorControllerSim) -> Clock:
+    clock = Clock()
+    r.ctl.clock = clock
+    sim.clock = clock
+    return clock
+
+
+async def still(cond: Callable[[], bool]) -> None:
+    """``cond`` holds now and a while later (the relay task had its chances to run: it polls every 0.03 s)."""
+    assert cond()
+    await asyncio.sleep(0.15)
+    assert cond()
+
+
 def test_unlock_releases_the_relay_for_unlock_s(sim: DoorControllerSim) -> None:
     async def main(r: Rig) -> None:
-        t0 = time.monotonic()
+        clock = on_clock(r, sim)
         await r.ctl.unlock()
         assert sim.relay_on and r.ctl.relay_on
+        assert r.ctl.release_until == UNLOCK_S
+        clock.now = UNLOCK_S - 0.01
+        await still(lambda: sim.relay_on)  # not before unlock_s
+        clock.now = UNLOCK_S
         await until(lambda: not sim.relay_on)
         await until(lambda: not r.ctl.relay_on)  # its reply reaches the edge a moment later
-        [(on, off)] = sim.pulses()
-        assert on - t0 < TOL
-        assert off is not None and off - on == pytest.approx(UNLOCK_S, abs=TOL)
+        assert sim.pulses() == [(0.0, UNLOCK_S)]
         assert (r.ctl.counters.writes, r.ctl.counters.write_failures) == (2, 0)
 
     play(sim, main, run_loop=False)
@@ -104,14 +133,16 @@ def test_unlock_releases_the_relay_for_unlock_s(sim: DoorControllerSim) -> None:
 
 def test_a_second_grant_extends_the_release(sim: DoorControllerSim) -> None:
     async def main(r: Rig) -> None:
+        clock = on_clock(r, sim)
         await r.ctl.unlock()
-        await asyncio.sleep(0.2)
-        t1 = time.monotonic()
+        clock.now = 0.2
         await r.ctl.unlock()  # 0.2 s into a 0.3 s release
+        assert r.ctl.release_until == 0.2 + UNLOCK_S
+        clock.now = UNLOCK_S + 0.1
+        await still(lambda: sim.relay_on)  # past the first grant's end: still released
+        clock.now = 0.2 + UNLOCK_S
         await until(lambda: not sim.relay_on)
-        [(on, off)] = sim.pulses()  # one pulse, not two
-        assert off is not None and off - t1 == pytest.approx(UNLOCK_S, abs=TOL)
-        assert off - on == pytest.approx(0.2 + UNLOCK_S, abs=TOL)
+        assert sim.pulses() == [(0.0, 0.2 + UNLOCK_S)]  # one pulse, not two
 
     play(sim, main, run_loop=False)
 
@@ -166,9 +197,9 @@ def test_held_open_then_closed(sim: DoorControllerSim) -> None:
         await until(lambda: EventKind.DOOR_CLOSED in r.kinds())
         held, closed = r.events
         assert (held.kind, closed.kind) == (EventKind.DOOR_HELD_OPEN, EventKind.DOOR_CLOSED)
-        assert held.seconds is not None and held.seconds == pytest.approx(0.4, abs=TOL)
+        assert held.seconds is not None and held.seconds >= 0.4  # raised once open for held_open_after_s
         assert closed.seconds is not None and closed.seconds == pytest.approx(closed.at - held.at + held.seconds)
-        assert closed.seconds >= 0.6 - TOL
+        assert closed.seconds >= 0.6 - 1e-6  # held open, then 0.2 s more before it closed
 
     play(sim, body, held_open_after_s=0.4)
 

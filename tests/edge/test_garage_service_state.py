@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edge.garage.service import GarageService
 from sc.config.loader import load_site_config
+from sc.contracts.commands import LightsOverrideArgs
 from sc.contracts.messages import GarageFaultKind, GarageState, OverrideLevel, decode
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "site.example.yaml"
@@ -35,7 +36,7 @@ def test_the_state_is_published_every_interval_and_skipped_while_disconnected() 
         garage=garage, gateway=site.gateway(garage.gateway), emit=lambda *a: None, bus_for=lambda _bus: None,
         publish_state=wire, clock=lambda: now[0],
     )  # fmt: skip
-    svc.override({"level": "off", "lights": "l-001", "for_s": 30})
+    svc.override(LightsOverrideArgs(level=OverrideLevel.OFF, lights=["l-001"], for_s=30))
 
     async def rounds(n: int, step: float) -> None:
         for _ in range(n):

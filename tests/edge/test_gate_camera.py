@@ -93,6 +93,36 @@ class ScriptedSource:
         self.closed = True
 
 
+class Pauses(threading.Event):
+    """A camera's stop event that records how long its reading thread pauses (between reconnects)."""
+
+    def __init__(self, camera: Camera) -> None:
+        super().__init__()
+        self._reader = camera._thread.name
+        self.taken: list[float | None] = []
+        camera._stop = self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if threading.current_thread().name == self._reader:
+            self.taken.append(timeout)
+        return super().wait(timeout)
+
+
+def record_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the ``time.sleep`` calls of this thread from now on (they still sleep)."""
+    slept: list[float] = []
+    me = threading.get_ident()
+    real = time.sleep
+
+    def sleep(s: float) -> None:
+        if threading.get_ident() == me:
+            slept.append(s)
+        real(s)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept
+
+
 class Factory:
     """Hands the camera one source after another (the last one again when the list runs out)."""
 
@@ -113,13 +143,14 @@ def test_a_slow_consumer_gets_only_newer_frames_and_the_rest_are_counted_dropped
     source = ScriptedSource("fast", numbered, period=0.002)
     camera = Camera(lambda: source, stale_after_s=5.0)
     got: list[int] = []
+    started = time.time()
     camera.start()
     try:
         for _ in range(15):
-            item = camera.latest(timeout=2.0)
-            assert item is not None
+            item = camera.latest(timeout=30.0)
+            assert item is not None, "no frame from a source that delivers one every 2 ms"
             frame, t = item
-            assert abs(t - time.time()) < 2.0  # a wall-clock capture time
+            assert started <= t <= time.time()  # a wall-clock capture time (time.time(), not monotonic)
             got.append(number_of(frame))
             time.sleep(0.03)  # a slow vision loop
     finally:
@@ -149,7 +180,8 @@ def test_latest_times_out_with_none_when_no_frame_comes() -> None:
     t0 = time.monotonic()
     try:
         assert camera.latest(timeout=0.3) is None
-        assert 0.25 < time.monotonic() - t0 < 2.0
+        # it did wait for its timeout (a lower bound the wait itself guarantees; how much longer depends on the load)
+        assert time.monotonic() - t0 >= 0.29
     finally:
         stop.set()
         camera.stop()
@@ -192,13 +224,14 @@ def test_the_reconnect_pause_starts_short_again_after_frames_flowed() -> None:
         reconnect_max_s=30.0,
         on_state=states,
     )
+    pauses = Pauses(camera)
     camera.start()
     try:
-        time.sleep(3.2)
+        assert wait_until(lambda: camera.counters.reconnects >= 4, 60), f"4 reconnects expected: {states.calls}"
     finally:
         camera.stop()
-    # 0.5 s between drops: about six reconnects in 3.2 s (0.5 + 1 + 2 s: three at most, if the pause kept growing)
-    assert camera.counters.reconnects >= 4, states.calls
+    # each pause is the first, short one (growing, they would be 0.5, 1, 2, 4 s)
+    assert pauses.taken[:4] == [0.5] * 4, pauses.taken
     assert states.flags[:6] == [True, False] * 3
 
 
@@ -210,11 +243,10 @@ def test_a_frozen_source_is_reported_offline_after_stale_after_s() -> None:
                     stale_after_s=0.8, reconnect_max_s=30.0, on_state=states)  # fmt: skip
     camera.start()
     try:
-        assert wait_until(lambda: camera.online, 5)
-        t_online = time.monotonic()
-        assert wait_until(lambda: states.flags == [True, False], 5), states.calls
-        waited = time.monotonic() - t_online
-        assert 0.7 < waited < 2.0
+        assert wait_until(lambda: camera.online, 30), "the camera never came online"
+        assert wait_until(lambda: states.flags == [True, False], 30), states.calls
+        # offline because the picture stayed the same for longer than stale_after_s (the reading thread's own
+        # measure: this test does not time it, that would depend on the load)
         assert "frozen-cam is frozen (the same picture for" in states.reason(1)
         # reopened after 0.5 s, the encoder still shows the picture it froze on: not a new frame, still offline
         time.sleep(1.5)
@@ -413,10 +445,8 @@ def test_opening_a_stream_nobody_serves_fails_with_the_source_in_the_message() -
     port = server.port
     server.stop()
     source = OpenCvSource(CameraConfig(source=f"http://127.0.0.1:{port}/stream", stale_after_s=2.0))
-    t0 = time.monotonic()
     with pytest.raises(FrameSourceError, match=f"cannot open camera source http://127.0.0.1:{port}/stream"):
-        source.open()
-    assert time.monotonic() - t0 < 5.0
+        source.open()  # refused at once: it does not hang (pytest's timeout would say so)
     assert source.read() is None  # never opened: no frames, no exception
 
 
@@ -442,15 +472,15 @@ def read_all(source: OpenCvSource) -> list[Frame]:
     return frames
 
 
-def test_a_video_file_is_read_back_frame_by_frame(tmp_path: Path) -> None:
+def test_a_video_file_is_read_back_frame_by_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clip = tmp_path / "clip.avi"
     levels = write_video(clip, 30, 10.0)
     source = OpenCvSource(CameraConfig(source=f"file:{clip}"), pace=False)
     assert source.name == f"file:{clip}"
+    slept = record_sleeps(monkeypatch)
     source.open()
-    t0 = time.monotonic()
     frames = read_all(source)
-    assert time.monotonic() - t0 < 2.0  # not paced: as fast as it decodes (paced, 30 frames at 10 fps is 3 s)
+    assert slept == []  # not paced: as fast as it decodes (paced, it would sleep between the 30 frames at 10 fps)
     source.close()
     assert len(frames) == 30
     assert all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in frames)
@@ -461,13 +491,15 @@ def test_a_video_file_is_read_back_frame_by_frame(tmp_path: Path) -> None:
 def test_a_relative_video_path_is_found_next_to_the_config_and_paced_at_its_frame_rate(tmp_path: Path) -> None:
     write_video(tmp_path / "door.avi", 8, 20.0)
     source = OpenCvSource(CameraConfig(source="file:door.avi"), base_dir=tmp_path)  # pace: on for files
-    source.open()
     t0 = time.monotonic()
+    source.open()
     frames = read_all(source)
     elapsed = time.monotonic() - t0
     source.close()
     assert len(frames) == 8
-    assert 0.3 < elapsed < 2.0  # 8 frames at 20 fps, like a camera would deliver them (about 0.35 s)
+    # 8 frames at 20 fps, like a camera would deliver them: the 8th is not read before 7 periods have passed (a
+    # lower bound the pacing guarantees; no upper one, that would measure the machine)
+    assert elapsed >= 7 / 20 - 0.01
 
 
 def test_a_missing_video_file_names_its_path(tmp_path: Path) -> None:

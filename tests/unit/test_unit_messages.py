@@ -7,20 +7,19 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from command_strategies import commands
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from sc.contracts.commands import Command, CommandAck, CommandName, PingArgs
+from sc.contracts.kinds import MODEL_FOR_KIND
 from sc.contracts.messages import (
     CLEARED_BY,
     DEFAULT_SEVERITY,
     MAX_PAYLOAD_BYTES,
-    MODEL_FOR_KIND,
     AlarmPayload,
     BinReading,
-    Command,
-    CommandAck,
-    CommandName,
     ConnectivityPayload,
     ContractError,
     Event,
@@ -117,13 +116,6 @@ statuses = st.builds(
     version=texts,
 )
 scalars = st.one_of(st.text(max_size=20), st.integers(-(2**62), 2**62), fin(), st.booleans())
-commands = st.builds(
-    Command,
-    id=event_ids,
-    ts=aware,
-    name=st.sampled_from(list(CommandName)),
-    args=st.dictionaries(st.text(max_size=10), scalars, max_size=5),
-)
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**62), 2**62), fin(), st.text(max_size=10)),
     lambda children: st.one_of(
@@ -141,7 +133,7 @@ acks = st.builds(
 )
 uplinks = st.builds(Uplink, ts=st.one_of(st.none(), aware), reading=readings)
 
-messages = st.one_of(events, telemetry, statuses, commands, acks, uplinks)
+messages = st.one_of(events, telemetry, statuses, commands(), acks, uplinks)
 
 
 def _smoke(**kw: Any) -> SmokeReading:
@@ -273,9 +265,16 @@ def test_defaults() -> None:
     )
     assert len(ev.id) == 36 and ev.id.count("-") == 4
     assert ev.v == 1
-    cmd = Command(name=CommandName.PING)
-    assert cmd.args == {}
-    assert cmd.ts.tzinfo is not None
+    cmd = Command(
+        name=CommandName.PING,
+        expires=TS,
+        ts=TS - timedelta(seconds=5),
+        site="s",
+        gateway="g",
+        device="d",
+        args=PingArgs(),
+    )
+    assert cmd.args == PingArgs() and cmd.sig is None and len(cmd.id) == 36
     assert len(new_id()) == 36 and new_id() != new_id()
     assert utcnow().tzinfo is UTC
 
@@ -527,7 +526,8 @@ def test_wrong_model_for_bytes() -> None:
 
 
 def test_command_args_types() -> None:
-    text = _contract_error(Command, _bytes({"name": "ping", "args": {"a": [1]}}))
-    assert text.startswith("invalid Command: args.a")
-    text = _contract_error(Command, _bytes({"name": "reboot"}))
-    assert text.startswith("invalid Command: name: ")
+    body = {"expires": "2024-05-01T12:00:10Z", "ts": "2024-05-01T12:00:00Z", "site": "s", "gateway": "g", "device": "d"}
+    text = _contract_error(Command, _bytes({**body, "name": "ping", "args": {"a": [1]}}))
+    assert text == "invalid Command: args.a: Extra inputs are not permitted"
+    text = _contract_error(Command, _bytes({**body, "name": "reboot"}))
+    assert text.startswith("invalid Command: name: Input should be 'ping', ")

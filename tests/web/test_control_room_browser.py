@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -66,15 +65,6 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
-ADDED_AT_JS = """() => {
-  window.addedAt = {};
-  new MutationObserver((records) => {
-    for (const r of records)
-      for (const n of r.addedNodes) if (n.id && !(n.id in window.addedAt)) window.addedAt[n.id] = Date.now();
-  }).observe(document.getElementById("alarms"), { childList: true });
-}"""
-
-
 def sign_in(browser: Browser, base: str, user: str, *, viewport: ViewportSize, lang: str = "en") -> Page:
     page = browser.new_context(viewport=viewport, locale="zh-CN" if lang == "zh" else "en-US").new_page()
     page.on("pageerror", lambda exc: pytest.fail(f"script error on {page.url}: {exc}"))
@@ -109,8 +99,6 @@ def test_an_alarm_goes_from_the_wall_to_a_rated_close(demo: DemoStack, browser: 
     wall = sign_in(browser, base, "operator", viewport=DESK)
     assert wall.url.endswith("/ui/wall")
     expect(wall.locator("#live")).to_have_class("live on", timeout=10_000)
-    # the page stamps when each card is first added (the test's own polling would blur it by up to a second)
-    wall.evaluate(ADDED_AT_JS)
     # smoke in building 1, stair 2: the simulated detector's density goes over its alarm threshold
     assert demo.sim is not None
     demo.sim.sim.apply(Step(at=0, device=DETECTOR, set={"smoke_density": 14.0}))
@@ -121,10 +109,7 @@ def test_an_alarm_goes_from_the_wall_to_a_rated_close(demo: DemoStack, browser: 
     card = wall.locator(f"#alarm-{oid}")
     expect(card).to_be_visible(timeout=10_000)
     expect(card).to_contain_text("Smoke alarm")
-    # on the wall within a second of its order being opened
-    opened_ms = datetime.fromisoformat(str(order["created_at"])).timestamp() * 1000
-    shown_ms = wall.evaluate(f"() => window.addedAt['alarm-{oid}']")
-    assert shown_ms - opened_ms < 1000, f"the alarm reached the wall {shown_ms - opened_ms:.0f} ms after its order"
+    # (how soon after its order the card is on the wall: bench/control_room_latency.py)
     expect(card).to_contain_text("Building 1 › 2单元 Stair 2")  # the grid tree's names, not ids
     expect(card).to_have_class("alarm sev-critical unacked")
     # acknowledge: the sound stops, the card says who saw it; dispatch to the fire warden on duty

@@ -12,23 +12,20 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from cloud.db.models import User
 from cloud.garages.view import LiveState
 from cloud.gates.sync import GateUnavailable
 from cloud.workorders.states import Role
 from sc.config.schema import Garage, LaneKind, SensorKind
+from sc.contracts.commands import CommandName, LightsOverrideArgs
 from sc.contracts.messages import (
-    MAX_STATE_LIGHTS,
-    CommandName,
     GarageFault,
     GhostState,
     LightState,
-    OverrideLevel,
     TrackState,
 )
-from sc.contracts.topics import ID_PATTERN
 
 from ..deps import ApiContext, CtxDep, require
 
@@ -114,14 +111,8 @@ class GarageDetail(BaseModel):
     state: LiveGarage | None = Field(description="the latest live state; null: none heard yet in this process")
 
 
-class LightsOverride(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    level: OverrideLevel = Field(description="full, standby, off, or auto (back to the gateway's own decision)")
-    lights: list[Annotated[str, Field(pattern=ID_PATTERN.pattern)]] | None = Field(
-        default=None, min_length=1, max_length=MAX_STATE_LIGHTS, description="light ids; null: every light"
-    )
-    for_s: float | None = Field(default=None, gt=0, le=7 * 86400, description="seconds; null: until changed")
+class LightsOverride(LightsOverrideArgs):
+    """The body of a lights override: the ``lights_override`` command's own arguments (sc/contracts/commands.py)."""
 
 
 class LightsOverridden(BaseModel):
@@ -223,11 +214,7 @@ def override_lights(
     g = _garage(ctx, garage_id)
     if ctx.gates is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this API process has no link to the gateways")
-    args: dict[str, str | int | float | bool] = {"level": body.level.value}
-    if body.lights:
-        args["lights"] = ",".join(body.lights)
-    if body.for_s is not None:
-        args["for_s"] = body.for_s
+    args = LightsOverrideArgs(level=body.level, lights=body.lights, for_s=body.for_s)
     timeout = ctx.door_open_timeout_s
     try:
         ack = ctx.gates.command(
@@ -244,5 +231,5 @@ def override_lights(
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"garage {g.id} did not answer within {timeout:g} s")
     if not ack.ok:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"garage {g.id} refused the override: {ack.error}")
-    log.info("garage=%s lights override by %s: %s -> %s", g.id, user.id, args, ack.result)
+    log.info("garage=%s lights override by %s: %s -> %s", g.id, user.id, args.model_dump(exclude_none=True), ack.result)
     return LightsOverridden(garage=g.id, command_id=ack.id, result=ack.result)

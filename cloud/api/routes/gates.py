@@ -14,7 +14,7 @@ from cloud.gates.store import list_entries
 from cloud.gates.sync import GateUnavailable
 from cloud.workorders.queries import can_see
 from cloud.workorders.states import Role
-from sc.contracts.messages import CommandName
+from sc.contracts.commands import CommandName, DoorOpenArgs
 
 from ..deps import CtxDep, CurrentUser, GateStaff, SessionDep, is_gate_staff, require
 from ..schemas import DoorOpened, EntryPublic
@@ -40,9 +40,7 @@ def open_gate(gate: str, ctx: CtxDep, user: Annotated[CurrentUser, ControlRoom])
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this API process has no link to the gates")
     timeout = ctx.door_open_timeout_s
     try:
-        ack = ctx.gates.request(
-            gate=gate, name=CommandName.DOOR_OPEN, args={"gate": gate, "by": user.id}, timeout=timeout
-        )
+        ack = ctx.gates.request(gate=gate, name=CommandName.DOOR_OPEN, args=DoorOpenArgs(by=user.id), timeout=timeout)
     except GateUnavailable as exc:
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"gate {gate} cannot be reached: {exc}") from exc
     if ack is None:
