@@ -189,7 +189,8 @@ def round_trips(opens: int, rounds: int, tmp: Path) -> dict[str, dict[str, list[
     engine.dispose()
     settings = CloudSettings(
         database_url=db_url, api_port=0, media_dir=str(tmp / "media"), door_open_timeout_s=5.0,
-        command_key_file=str(tmp / "run" / "keys" / "commands.pem"), pass_key_file=str(tmp / "run" / "keys" / "p.pem"),
+        command_key_file=str(tmp / "run" / "keys" / "commands.pem"),
+        pass_key_file=str(tmp / "run" / "keys" / "visitor-pass.pem"),
     )  # fmt: skip
     cloud = CloudApp(loaded, settings)
     cloud.start()

@@ -266,6 +266,9 @@ class GateService:
         self.ledger.revoke(pid, expires)
 
     def _send(self, msg: tuple[Any, ...]) -> None:
+        """Tell the vision process (grants, the door): a gate without a camera has none to tell."""
+        if self.gate.camera is None:
+            return
         try:
             self._in_q.put_nowait(msg)
         except queue.Full:
