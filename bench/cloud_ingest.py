@@ -85,6 +85,7 @@ from typing import Any, TextIO
 
 import paho.mqtt.client as paho
 import psycopg
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import event as sa_event
 
@@ -93,6 +94,7 @@ from cloud.ingest.consumer import Inbound
 from cloud.ingest.worker import IngestWorker
 from cloud.workorders.routing import Router
 from sc.config.loader import LoadedConfig, load_site_config
+from sc.config.schema import CloudAccount, CloudRole
 from sc.contracts.messages import (
     DEFAULT_SEVERITY,
     AlarmPayload,
@@ -137,8 +139,23 @@ def make_site(tmp: Path) -> tuple[LoadedConfig, int, Path]:
         raise BenchError("configs/site.example.yaml no longer contains 'port: 1883'; update the benchmark")
     (tmp / "configs").mkdir(parents=True)
     cfg = tmp / "configs" / "site.yaml"
-    cfg.write_text(text.replace("port: 1883", f"port: {port}"), encoding="utf-8")
+    data = yaml.safe_load(text.replace("port: 1883", f"port: {port}"))
+    # the benchmark's own readers: one connection each (the broker binds a client id to its account)
+    data["cloud_accounts"] += [
+        {"username": name, "password_file": f"../run/secrets/{name}.secret", "roles": ["monitor"]}
+        for name in (WATCH_USER, SUB_USER)
+    ]
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return load_site_config(cfg), port, cfg
+
+
+#: the $SYS watcher's and the baseline subscriber's accounts (added to the config copy by make_site)
+WATCH_USER = "bench-watch"
+SUB_USER = "bench-sub"
+
+
+def account(loaded: LoadedConfig, username: str) -> CloudAccount:
+    return next(a for a in loaded.site.cloud_accounts if a.username == username)
 
 
 def start_broker(loaded: LoadedConfig, workdir: Path, port: int) -> MosquittoProcess:
@@ -369,8 +386,7 @@ class SysWatch:
     TOPIC = "$SYS/broker/publish/messages/dropped"
 
     def __init__(self, loaded: LoadedConfig) -> None:
-        acct = loaded.site.cloud_account
-        assert acct is not None
+        acct = account(loaded, WATCH_USER)
         self.values: list[int] = []
         self._subscribed = threading.Event()
         c = paho.Client(
@@ -400,15 +416,15 @@ class SysWatch:
         self._client.loop_stop()
 
 
-def retire_session(loaded: LoadedConfig, client_id: str) -> None:
+def retire_session(loaded: LoadedConfig, instance: str) -> None:
     """End an ingester's persistent MQTT session (and so its place in the share group).
 
-    Connects with its client id, clean start and no session expiry, then
+    Connects with its account (whose name is its client id), clean start and no session expiry, then
     disconnects: the broker discards the session. Call only when that ingester
     is stopped.
     """
-    acct = loaded.site.cloud_account
-    assert acct is not None
+    acct = loaded.site.cloud_account(CloudRole.INGEST, instance)
+    client_id = acct.username  # (the broker makes every client id its account's name)
     ok = threading.Event()
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
     c.username_pw_set(acct.username, read_password(loaded, acct))
@@ -429,9 +445,9 @@ def retire_session(loaded: LoadedConfig, client_id: str) -> None:
 class Ingester:
     """``sc cloud run`` as a child process, with its ``/health`` counters."""
 
-    def __init__(self, cfg: Path, db_url: str, instance: str, logdir: Path, cloud_user: str) -> None:
+    def __init__(self, cfg: Path, db_url: str, instance: str, logdir: Path, client_id: str) -> None:
         self.instance = instance
-        self.client_id = f"{cloud_user}-{instance}"
+        self.client_id = client_id  # its ingest account's name: the broker's client id for it
         self.port = free_port()
         self.log_path = logdir / f"ingester-{instance}-{uuid.uuid4().hex[:6]}.log"
         self._log: TextIO = self.log_path.open("w")
@@ -662,7 +678,13 @@ def start_ingesters(env: Env, n: int) -> list[Ingester]:
     ings: list[Ingester] = []
     since = env.broker_log.mark()
     for i in range(n):
-        ing = Ingester(env.cfg, env.db.url, str(i + 1), env.tmp, env.cloud_user)
+        ing = Ingester(
+            env.cfg,
+            env.db.url,
+            str(i + 1),
+            env.tmp,
+            env.loaded.site.cloud_account(CloudRole.INGEST, str(i + 1)).username,
+        )
         env.running.append(ing)
         ings.append(ing)
     for ing in ings:
@@ -686,7 +708,7 @@ def stop_ingesters(env: Env, ings: list[Ingester]) -> None:
         ing.stop()
         env.running.remove(ing)
     for ing in ings:
-        retire_session(env.loaded, ing.client_id)
+        retire_session(env.loaded, ing.instance)
 
 
 def sum_counters(ings: list[Ingester]) -> dict[str, int]:
@@ -806,6 +828,8 @@ class Breakdown:
     commits: int
     events: int
     single_ms: list[float]  # handle() of a batch holding one new alarm (opens an order)
+    checks_us: float = 0.0  # per message: the ownership checks (issue 12) on top of parse + validate
+    validate_us: float = 0.0  # per message, the same messages: parse + validate alone
 
     @property
     def rate(self) -> float:
@@ -857,6 +881,7 @@ def breakdown(loaded: LoadedConfig, db: Database, stream: Stream, count: int, ba
             site=loaded.site, router=Router(loaded.site), sessions=make_sessions(engine),
             inbox=queue.Queue(), ack=lambda b: None, telemetry=None, batch_max=batch,
         )  # fmt: skip
+        checks_us, validate_us = ownership_cost(worker, inbound, kinds, model)
         for i in range(0, len(head), batch):  # opens the orders; connects and compiles; not timed
             worker.handle(head[i : i + batch])
         stats.update(n=0, s=0.0, commits=0)
@@ -875,7 +900,39 @@ def breakdown(loaded: LoadedConfig, db: Database, stream: Stream, count: int, ba
     finally:
         engine.dispose()
     n_events = sum(1 for k in kinds if k is Kind.EVENT)
-    return Breakdown(skip, count, batch, decode_us, handle_s, decode_total, sql_s, n_sql, commits, n_events, single_ms)
+    return Breakdown(
+        skip, count, batch, decode_us, handle_s, decode_total, sql_s, n_sql, commits, n_events, single_ms,
+        checks_us, validate_us,
+    )  # fmt: skip
+
+
+def ownership_cost(
+    worker: IngestWorker, inbound: list[Inbound], kinds: list[Kind], model: dict[Kind, Any], rounds: int = 3
+) -> tuple[float, float]:
+    """µs per message of the ingester's source checks (the topic's gateway owns the device, a gate event from
+    that gate, a reading of the device's type), and of parse + validate alone, on the same messages; best of
+    ``rounds``, alternating."""
+    pairs = [(m, k) for m, k in zip(inbound, kinds, strict=True) if k in model]
+    with_checks: list[float] = []
+    without: list[float] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for m, k in pairs:
+            Topic.parse(m.topic)
+            decode(model[k], m.payload)
+        without.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for m, k in pairs:
+            topic = Topic.parse(m.topic)
+            msg = decode(model[k], m.payload)
+            worker._check_source(topic)
+            if isinstance(msg, Event):
+                worker._check_event(msg)
+            elif isinstance(msg, Telemetry):
+                worker._check_reading(msg.device, msg.reading.type)
+        with_checks.append(time.perf_counter() - t0)
+    n = max(len(pairs), 1)
+    return (min(with_checks) - min(without)) / n * 1e6, min(without) / n * 1e6
 
 
 # --------------------------------------------------------------------------- latency
@@ -1095,6 +1152,11 @@ def print_report(tp: list[Throughput], stream: Stream, bd: Breakdown | None, lat
         print(
             "  validate only (Topic.parse + pydantic): " + ", ".join(f"{k} {v:.1f} us" for k, v in bd.decode_us.items())
         )
+        print(
+            f"  ownership checks (issue 12): {bd.checks_us:.2f} us per message on top of parse + validate "
+            f"{bd.validate_us:.1f} us: x{(bd.validate_us + bd.checks_us) / bd.validate_us:.3f} of the validation, "
+            f"{bd.checks_us / (bd.handle_s / bd.count * 1e6) * 100:.2f} % of handle"
+        )
         other = bd.handle_s - bd.decode_s - bd.sql_s
         print(
             f"  handle: {bd.rate:.0f} msg/s; {bd.handle_s / bd.count * 1e6:.0f} us per message = "
@@ -1237,8 +1299,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded, port, cfg = make_site(tmp)
             broker = start_broker(loaded, tmp / "broker", port)
             db.create()
-            acct = loaded.site.cloud_account
-            assert acct is not None
+            acct = account(loaded, SUB_USER)
             watch = SysWatch(loaded)
             gw = loaded.site.gateway(GATEWAY)
             pub = Publisher(loaded, args.inflight or gw.outbox.window)

@@ -7,7 +7,7 @@ bare paho publisher as the baseline.
 
 Everything runs on this machine: the script provisions a private Mosquitto
 from a copy of configs/site.example.yaml (as the tests do), connects a
-subscriber with the cloud account (``sc/v1/demo/#``, QoS 1) in this process,
+subscriber with the monitor account (``sc/v1/demo/#``, QoS 1) in this process,
 and measures three publishers on the same broker, one after the other, in
 ``--rounds`` rounds (rotating order; medians reported):
 
@@ -51,7 +51,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.app import Pipeline, build_pipeline, read_password
 from sc.config.loader import LoadedConfig, load_site_config
-from sc.config.schema import GatewayConfig
+from sc.config.schema import CloudRole, GatewayConfig
 from sc.contracts.messages import (
     AlarmPayload,
     Event,
@@ -95,8 +95,7 @@ class Subscriber:
     """
 
     def __init__(self, loaded: LoadedConfig) -> None:
-        acct = loaded.site.cloud_account
-        assert acct is not None, "the site config has no cloud_account"
+        acct = loaded.site.cloud_account(CloudRole.MONITOR)
         self.arrivals: list[tuple[float, bytes | bytearray]] = []
         self._subscribed = threading.Event()
         self._connected = threading.Event()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sc.config.loader import LoadedConfig
+from sc.config.schema import CloudAccount, CloudRole
 from sc.contracts.messages import Telemetry
 from sc.contracts.topics import PREFIX, SCHEMA_VERSION
 from sc.health import HealthServer
@@ -29,6 +30,7 @@ from sc.mqtt import AuthRefused, MqttCredentials
 from sc.passes import generate_key
 from sc.secrets import SecretError, read_password
 from sc.signing import CommandSigner, load_signer
+from sc.supervise import Parts
 from sc.waiting import wait_until
 
 from .db.engine import SchemaError, make_engine, make_sessions, require_current
@@ -74,8 +76,13 @@ class CloudApp:
         self.settings = settings
         self.clock = clock
         site = loaded.site
-        if site.cloud_account is None:
-            raise CloudStartupError("the site config has no cloud_account: the ingester needs a broker account")
+        try:  # every connection has an account of its own (the broker binds a client id to its account)
+            self.ingest_account = site.cloud_account(CloudRole.INGEST, settings.instance)
+            self.commands_account = (
+                site.cloud_account(CloudRole.COMMANDS, settings.instance) if site.gates or site.garages else None
+            )
+        except KeyError as exc:
+            raise CloudStartupError(str(exc.args[0])) from exc
         try:
             self.router = Router(site)
         except RoutingError as exc:
@@ -94,11 +101,11 @@ class CloudApp:
         self._api_server: Any = None
         self.api_port: int | None = None
         self.gate_link: GateLink | None = None
+        self.parts = Parts()  # the supervised threads' crashes, for /health
         self.garage_view: GarageView | None = None
 
     def start(self) -> None:
         site = self.loaded.site
-        assert site.cloud_account is not None
         s = self.settings
         if s.influx_url:
             self.influx = InfluxWriter(
@@ -111,8 +118,8 @@ class CloudApp:
         inbox: queue.Queue[Inbound] = queue.Queue(maxsize=s.queue_max)
         self.consumer = IngestConsumer(
             broker=site.broker,
-            credentials=MqttCredentials(site.cloud_account.username, self._password()),
-            client_id=f"{site.cloud_account.username}-{s.instance}",
+            credentials=MqttCredentials(self.ingest_account.username, self._password(self.ingest_account)),
+            client_id=self.ingest_account.username,
             topic_filter=f"{PREFIX}/{SCHEMA_VERSION}/{site.site.id}/#",
             share_group=s.share_group,
             out=inbox,
@@ -122,7 +129,7 @@ class CloudApp:
             site=site, router=self.router, sessions=self.sessions, inbox=inbox, ack=self.consumer.ack,
             telemetry=_InfluxSink(self.influx) if self.influx else None, batch_max=s.batch_max,
             device_flush_s=s.device_flush_s, clock=self.clock, on_outcomes=self.on_outcomes,
-            media_dir=Path(s.media_dir),
+            media_dir=Path(s.media_dir), parts=self.parts,
         )  # fmt: skip
         self.worker.start()
         try:
@@ -131,18 +138,22 @@ class CloudApp:
             self.worker.stop()
             raise CloudStartupError(f"{exc}. Check the cloud account's password file.") from exc
         self.scheduler = EscalationScheduler(
-            sessions=self.sessions, router=self.router, interval_s=s.escalation_interval_s, clock=self.clock
+            sessions=self.sessions,
+            router=self.router,
+            interval_s=s.escalation_interval_s,
+            clock=self.clock,
+            parts=self.parts,
         )
         self.scheduler.start()
         if site.garages:
             self.garage_view = GarageView(site, clock=self.clock)
-        if site.gates or site.garages:
+        if self.commands_account is not None:
             self.gate_link = GateLink(
                 site=site, sessions=self.sessions,
-                credentials=MqttCredentials(site.cloud_account.username, self._password()),
-                client_id=f"{site.cloud_account.username}-gates-{s.instance}", interval_s=s.gate_sync_interval_s,
+                credentials=MqttCredentials(self.commands_account.username, self._password(self.commands_account)),
+                client_id=self.commands_account.username, interval_s=s.gate_sync_interval_s,
                 ack_timeout_s=s.gate_ack_timeout_s, retry_max_s=s.gate_retry_max_s, clock=self.clock,
-                garages=self.garage_view, signer=self._signer(s),
+                garages=self.garage_view, signer=self._signer(s), parts=self.parts,
             )  # fmt: skip
             try:
                 self.gate_link.start()
@@ -235,10 +246,9 @@ class CloudApp:
         except (OSError, ValueError) as exc:
             raise CloudStartupError(f"cannot load the visitor-pass key {key_file}: {exc}") from exc
 
-    def _password(self) -> str:
-        assert self.loaded.site.cloud_account is not None
+    def _password(self, account: CloudAccount) -> str:
         try:
-            return read_password(self.loaded, self.loaded.site.cloud_account)
+            return read_password(self.loaded, account)
         except SecretError as exc:
             raise CloudStartupError(str(exc)) from exc
 
@@ -276,7 +286,9 @@ class CloudApp:
     def health(self) -> dict[str, Any]:
         return {
             "instance": self.settings.instance,
-            "healthy": self.consumer.connected.is_set(),
+            "healthy": self.consumer.connected.is_set() and not self.parts.degraded(),
+            "degraded": self.parts.degraded(),
+            "parts": self.parts.health(),
             "mqtt": {"connected": self.consumer.connected.is_set(), "received": self.consumer.received},
             "ingest": vars(self.worker.counters).copy(),
             "queue": self.worker.inbox.qsize(),

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sc.config.loader import LoadedConfig
+from sc.config.schema import MqttAccount
 from sc.contracts.commands import CommandAck
 from sc.contracts.kinds import MODEL_FOR_KIND
 from sc.contracts.messages import ContractError, Event, Status, Telemetry, decode
@@ -35,13 +36,13 @@ class Monitor:
     def __init__(
         self,
         loaded: LoadedConfig,
+        account: MqttAccount,
         password: str,
         *,
         out: Callable[[str], None] = print,
         telemetry: bool = False,
     ) -> None:
         site = loaded.site
-        assert site.cloud_account is not None, "the site config has no cloud_account"
         self.out = out
         self.telemetry = telemetry
         self.malformed = 0
@@ -49,8 +50,8 @@ class Monitor:
         self._lock = threading.Lock()
         self.conn = MqttConnection(
             broker=site.broker,
-            client_id=f"{site.cloud_account.username}-monitor",
-            credentials=MqttCredentials(site.cloud_account.username, password),
+            client_id=account.username,
+            credentials=MqttCredentials(account.username, password),
             subscriptions=(f"sc/v1/{site.site.id}/#",),
             on_message=self._on_message,
         )

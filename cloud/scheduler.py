@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.workorders.routing import Router
 from cloud.workorders.store import escalate_due
+from sc.supervise import Parts, supervised_thread
 
 __all__ = ["EscalationScheduler"]
 
@@ -31,6 +32,7 @@ class EscalationScheduler:
         router: Router,
         interval_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        parts: Parts | None = None,
     ) -> None:
         self.sessions = sessions
         self.router = router
@@ -39,7 +41,9 @@ class EscalationScheduler:
         self.escalated = 0
         self.errors = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="escalation", daemon=True)
+        self._thread = threading.Thread(
+            target=supervised_thread("escalation", self._run, self._stop, parts=parts), name="escalation", daemon=True
+        )
 
     def tick(self) -> list[int]:
         with self.sessions.begin() as s:

@@ -5,12 +5,20 @@ The bus is half duplex: one request at a time, so every request on a bus
 request raises :class:`DeviceReadError` with the reason (timeout, bad frame,
 exception response), which the sensor service and the door controller count
 per device.
+
+The bus opens (and reopens) its serial port itself, on the next request, no
+sooner than a backoff (0.5 s doubling to 5 s) after a failed open: pymodbus's
+own reconnect task is off (``reconnect_delay=0``). That task, looping on
+Python 3.11's ``wait_for``, could swallow its cancellation at shutdown and
+keep ``asyncio.run`` waiting for ever once a port had gone away; and a port
+that has gone away is now tried a few times a minute, not at every request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from pymodbus.client import AsyncModbusSerialClient
@@ -24,6 +32,9 @@ from .registers import REGISTER_COUNT
 __all__ = ["DeviceReadError", "ModbusBus"]
 
 log = logging.getLogger(__name__)
+#: after a failed open, the next try waits this long, doubling up to the max; an open port resets it
+REOPEN_BACKOFF_S = 0.5
+REOPEN_BACKOFF_MAX_S = 5.0
 # pymodbus logs every failed frame at ERROR with a traceback; we count and log them ourselves.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
@@ -32,11 +43,24 @@ class DeviceReadError(Exception):
     """A device did not give a usable answer."""
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation an await swallowed: Python 3.11's ``wait_for`` (inside pymodbus) returns the inner
+    result when it completes as the task is cancelled, so the task would carry on as if never told to stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ModbusBus:
-    def __init__(self, cfg: SerialBusConfig, port: str) -> None:
+    def __init__(self, cfg: SerialBusConfig, port: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.port = port
+        self.clock = clock
         self._lock = asyncio.Lock()
+        self._backoff = 0.0  # seconds to wait after the last failed open (0: none failed)
+        self._next_open = 0.0  # clock time before which the port is not tried again
+        #: failed opens since the port was last open
+        self.open_failures = 0
         self._client = AsyncModbusSerialClient(
             port,
             baudrate=cfg.baudrate,
@@ -45,8 +69,7 @@ class ModbusBus:
             bytesize=8,
             timeout=cfg.timeout_s,
             retries=0,
-            reconnect_delay=0.5,
-            reconnect_delay_max=5.0,
+            reconnect_delay=0,  # no reconnect task of its own: this class reopens the port (see the module doc)
         )
 
     @property
@@ -54,14 +77,31 @@ class ModbusBus:
         return bool(self._client.connected)
 
     async def connect(self) -> bool:
+        """Open the serial port now; False (and the next automatic try backs off) if it cannot be opened."""
         try:
-            ok = await self._client.connect()
+            ok = bool(await self._client.connect())
+            problem = "could not be opened"
         except (OSError, ModbusException) as exc:
-            log.warning("bus=%s port=%s open failed: %s", self.cfg.id, self.port, exc)
+            ok, problem = False, f"open failed: {exc}"
+        _raise_if_cancelled()
+        if ok:
+            if self.open_failures:
+                log.info("bus=%s port=%s open again after %d failed tries", self.cfg.id, self.port, self.open_failures)
+            self._backoff, self._next_open, self.open_failures = 0.0, 0.0, 0
+            return True
+        self.open_failures += 1
+        self._backoff = min(REOPEN_BACKOFF_MAX_S, self._backoff * 2 or REOPEN_BACKOFF_S)
+        self._next_open = self.clock() + self._backoff
+        log.warning("bus=%s port=%s %s", self.cfg.id, self.port, problem)
+        return False
+
+    async def _ensure_open(self) -> bool:
+        """Under the bus lock: the port is open, or opened now unless the last failed try was too recent."""
+        if self._client.connected:
+            return True
+        if self.clock() < self._next_open:
             return False
-        if not ok:
-            log.warning("bus=%s port=%s could not be opened", self.cfg.id, self.port)
-        return bool(ok)
+        return await self.connect()
 
     async def _request(self, what: str, call: Callable[[], Awaitable[ModbusPDU]]) -> ModbusPDU:
         """Send one request under the bus lock; any unusable answer becomes :class:`DeviceReadError`.
@@ -69,10 +109,11 @@ class ModbusBus:
         ``what`` (may be empty) prefixes the reason, e.g. ``"unit 5 write coil 3=on: "``.
         """
         async with self._lock:
-            if not self._client.connected and not await self.connect():
+            if not await self._ensure_open():
                 raise DeviceReadError(f"serial port {self.port} is not open")
             try:
                 rr = await call()
+                _raise_if_cancelled()
             except ModbusIOException as exc:
                 raise DeviceReadError(
                     f"{what}no valid reply within {self.cfg.timeout_s:g} s (silent, or a broken frame / bad CRC)"
@@ -130,4 +171,5 @@ class ModbusBus:
         return regs
 
     def close(self) -> None:
+        """Close the serial port (idempotent); a later request opens it again."""
         self._client.close()

@@ -73,6 +73,10 @@ __all__ = ["EdgeApp", "Pipeline", "StartupError", "build_pipeline", "read_passwo
 log = logging.getLogger(__name__)
 
 
+#: How long stopping waits for the gateway's parts before it cancels the ones still running.
+STOP_WAIT_S = 5.0
+
+
 class StartupError(Exception):
     """The gateway cannot start; the message says what to do."""
 
@@ -255,7 +259,15 @@ class EdgeApp:
             self._loop = None
             heartbeat.cancel()
             commands.cancel()
-            await asyncio.gather(sensors_task, heartbeat, commands, *gate_tasks, return_exceptions=True)
+            tasks = [sensors_task, heartbeat, commands, *gate_tasks]
+            _, late = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+            if late:  # a part that ignores its stop: cancelled, and the gateway stops all the same
+                log.warning(
+                    "gateway=%s: %s did not stop within %g s", gw, ", ".join(t.get_name() for t in late), STOP_WAIT_S
+                )
+                for t in late:
+                    t.cancel()
+                await asyncio.wait(late, timeout=1.0)
             for g in self.gates.values():
                 g.close()
             # give the forwarder a moment to drain what is already in flight

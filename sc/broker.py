@@ -8,7 +8,12 @@ account. The ACL lets each publish only under its own topics:
   ``uplink`` topics;
 * an MQTT-native device writes only its own ``uplink`` topic and reads its
   own ``cmd`` topic;
-* the cloud reads everything of the site, writes commands, reads ``$SYS``.
+* each cloud account as its roles allow (:class:`sc.config.schema.CloudRole`): an
+  ingester reads the site and ``$SYS``; the gate link writes ``cmd`` and reads
+  ``cmd-ack``, ``status`` and ``state``; a monitor only reads.
+
+Every client's id is its account's name (``use_username_as_clientid``): whoever
+holds one account's password cannot connect in another's place.
 
 :func:`provision` creates missing password files (random, mode 0600), and
 writes the Mosquitto ``passwd`` (PBKDF2-SHA512, the ``$7$`` format of
@@ -25,11 +30,12 @@ import logging
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sc.config.loader import LoadedConfig
-from sc.config.schema import MqttAccount, Transport
+from sc.config.schema import CloudRole, MqttAccount, Transport
 from sc.contracts.messages import MAX_PAYLOAD_BYTES
 from sc.contracts.topics import Kind, Topic, topic_filter
 
@@ -50,6 +56,24 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GATEWAY_WRITES = (Kind.STATUS, Kind.TELEMETRY, Kind.EVENT, Kind.SNAPSHOT, Kind.CMD_ACK, Kind.STATE)
+
+
+def _gateways(kind: Kind) -> Callable[[str], list[str]]:
+    return lambda sid: [f"sc/v1/{sid}/+/{kind.value}/#"]
+
+
+#: What each cloud role may publish: only the gate link writes commands.
+CLOUD_WRITES: dict[CloudRole, Callable[[str], list[str]]] = {
+    CloudRole.INGEST: lambda sid: [],
+    CloudRole.COMMANDS: _gateways(Kind.CMD),
+    CloudRole.MONITOR: lambda sid: [],
+}
+#: What each cloud role may read.
+CLOUD_READS: dict[CloudRole, Callable[[str], list[str]]] = {
+    CloudRole.INGEST: lambda sid: [f"sc/v1/{sid}/#", "$SYS/#"],
+    CloudRole.COMMANDS: lambda sid: [f"sc/v1/{sid}/+/{k.value}/#" for k in (Kind.CMD_ACK, Kind.STATUS, Kind.STATE)],
+    CloudRole.MONITOR: lambda sid: [f"sc/v1/{sid}/#", "$SYS/#"],
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +115,10 @@ def accounts(loaded: LoadedConfig) -> list[Account]:
                         [str(Topic(sid, gw.id, Kind.CMD, dev.id))],
                     )
                 )
-    if site.cloud_account is not None:
-        out.append(acct(site.cloud_account, [f"sc/v1/{sid}/+/{Kind.CMD.value}/#"], [f"sc/v1/{sid}/#", "$SYS/#"]))
+    for ca in site.cloud_accounts:
+        writes = [t for role in ca.roles for t in CLOUD_WRITES[role](sid)]
+        reads = [t for role in ca.roles for t in CLOUD_READS[role](sid)]
+        out.append(acct(ca, list(dict.fromkeys(writes)), list(dict.fromkeys(reads))))
     names = [a.username for a in out]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -157,6 +183,9 @@ def mosquitto_conf(
         "sys_interval 1",
         # nothing larger than the contracts allow is forwarded, stored or queued (see MESSAGE_SIZE_LIMIT)
         f"message_size_limit {MESSAGE_SIZE_LIMIT}",
+        # a client's id is its account's name, whatever it asks for: no account can take another's session
+        # (a sensor's password connecting as a gateway would drop the gateway and set off its last will)
+        "use_username_as_clientid true",
         f"max_packet_size {MAX_PACKET_SIZE}",
     ]
     if persistence_dir is not None:
@@ -192,6 +221,7 @@ def provision(
     run_as: str | None = None,
     tls: ServerTls | None = None,
     owner: str | None = None,
+    bind: str = "127.0.0.1",
 ) -> BrokerFiles:
     """Create missing password files and write passwd, acl and mosquitto.conf into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,6 +251,7 @@ def provision(
             persistence_dir=(persistence_dir or out_dir / "data").resolve(),
             run_as=run_as,
             tls=tls,
+            bind=bind,
         ),
         encoding="utf-8",
     )

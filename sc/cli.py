@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from firmware_sim.scenario import AfterScenario
 from sc.config.loader import ConfigError, LoadedConfig, load_site_config
 from sc.logs import setup_logging
 
@@ -87,6 +88,9 @@ def broker_provision(
     tls_ca: Annotated[Path | None, typer.Option(help="TLS: CA certificate (PEM)")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS: the broker's certificate (PEM)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS: the broker's private key (PEM)")] = None,
+    bind: Annotated[
+        str, typer.Option(help="the address the broker listens on (0.0.0.0: every interface, e.g. in a container)")
+    ] = "127.0.0.1",
     owner: Annotated[
         str | None,
         typer.Option(
@@ -111,9 +115,34 @@ def broker_provision(
             owner = "mosquitto"
         except KeyError:
             pass
-    files = provision(_load(config), out, port=port, tls=tls, owner=owner)
+    files = provision(_load(config), out, port=port, tls=tls, owner=owner, bind=bind)
     typer.echo(f"wrote {files.passwd}, {files.acl}, {files.conf} for {len(files.accounts)} accounts")
     typer.echo(f"start the broker with: mosquitto -c {files.conf}")
+
+
+@broker_app.command("certs")
+def broker_certs(
+    host: Annotated[
+        list[str], typer.Option("--host", help="a name or address the clients reach the broker by (repeat it)")
+    ],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    out: Annotated[Path, typer.Option(help="folder for ca.pem, ca.key, broker.pem, broker.key")] = Path("run/certs"),
+    days: Annotated[int, typer.Option(help="how long the broker's certificate is valid")] = 825,
+) -> None:
+    """Make the site's CA and a broker certificate for TLS (kept if they exist); see docs/security.md."""
+    setup_logging()
+    from sc.certs import make_certs
+
+    try:
+        files = make_certs(out, host, site=_load(config).site.site.id, days=days)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"cannot make the certificates: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"CA {files.ca_file} (give it to every gateway and cloud process: broker.tls.ca_file)")
+    typer.echo(f"broker {files.cert_file} and {files.key_file} for {', '.join(host)}; then:")
+    typer.echo(
+        f"  sc broker provision --tls-ca {files.ca_file} --tls-cert {files.cert_file} --tls-key {files.key_file}"
+    )
 
 
 @edge_app.command("run")
@@ -181,6 +210,13 @@ def sim_run(
     garage_traffic: Annotated[
         int, typer.Option(help="seed of the endless random traffic in simulated garages; -1: no traffic")
     ] = 0,
+    after: Annotated[
+        AfterScenario,
+        typer.Option(
+            help="once the scenario's duration_s has passed: stop, keep the devices running as it left them "
+            "(hold), or reset them and play it again (repeat)",
+        ),
+    ] = AfterScenario.STOP,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run simulated devices: Modbus sensors on pseudo-terminals, MQTT-native sensors, garages with traffic."""
@@ -197,6 +233,7 @@ def sim_run(
             scenario=sc_,
             speed=speed,
             garage_traffic=None if garage_traffic < 0 else garage_traffic,
+            after=after,
         )
     except ScenarioError as exc:
         typer.echo(f"scenario error: {exc}", err=True)
@@ -312,21 +349,25 @@ def monitor(
     config: ConfigOpt = DEFAULT_CONFIG,
     telemetry: Annotated[bool, typer.Option(help="show telemetry too")] = False,
 ) -> None:
-    """Print every event, status change and command result the gateways send (cloud account)."""
+    """Print every event, status change and command result the gateways send (the config's monitor account:
+    it reads, it cannot send a command)."""
     setup_logging("WARNING")
     from cloud.monitor import Monitor
     from edge.app import StartupError, read_password
+    from sc.config.schema import CloudRole
 
     loaded = _load(config)
-    if loaded.site.cloud_account is None:
-        typer.echo("the site config has no cloud_account", err=True)
-        raise typer.Exit(2)
     try:
-        password = read_password(loaded, loaded.site.cloud_account)
+        account = loaded.site.cloud_account(CloudRole.MONITOR)
+    except KeyError as exc:
+        typer.echo(str(exc.args[0]), err=True)
+        raise typer.Exit(2) from exc
+    try:
+        password = read_password(loaded, account)
     except StartupError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(3) from exc
-    mon = Monitor(loaded, password, telemetry=telemetry)
+    mon = Monitor(loaded, account, password, telemetry=telemetry)
     mon.start()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -347,6 +388,14 @@ def demo(
     password: Annotated[
         str | None, typer.Option(help="the demo users' password (default: a random one, printed)")
     ] = None,
+    repeat: Annotated[
+        bool,
+        typer.Option(
+            "--repeat/--hold",
+            help="once the scenario has played: reset its devices and play it again, or (default) keep every "
+            "device running as it left them",
+        ),
+    ] = False,
     log_level: LogLevel = "WARNING",
 ) -> None:
     """Everything on this machine: a private Mosquitto, simulated devices, the edge gateways, the cloud and the
@@ -354,8 +403,12 @@ def demo(
     setup_logging(log_level)
     from sc.demo import run_demo
 
+    after = AfterScenario.REPEAT if repeat else AfterScenario.HOLD
+    loaded = _load(config)
     raise typer.Exit(
-        run_demo(_load(config), scenario=scenario, speed=speed, duration=duration, api_port=api_port, password=password)
+        run_demo(
+            loaded, scenario=scenario, speed=speed, duration=duration, api_port=api_port, password=password, after=after
+        )
     )
 
 

@@ -6,9 +6,16 @@
 control-room page) with a sign-in for the operator and every grid worker of
 the config, the residents the gate cameras know, the simulated devices of every
 gateway playing a scenario, and one edge gateway per simulated gateway (in a
-thread with its own event loop). :meth:`DemoStack.stop` stops them in reverse.
+thread with its own event loop). :meth:`DemoStack.stop` stops them in reverse,
+each wait bounded, so Ctrl-C ends the demo in a few seconds.
 ``sc demo`` prints what reaches the broker and each work order opened, and the
 browser tests drive the same stack.
+
+The simulated devices run for as long as the demo does: once the scenario has
+played they keep running in the state it left them in (``after=hold``, the
+default: the wall shows what the scenario did, and nothing more), or with
+``after=repeat`` (``sc demo --repeat``) its devices go back to normal and it
+plays again.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware_sim.scenario import AfterScenario
 from sc.config.loader import LoadedConfig
 
 if TYPE_CHECKING:
@@ -44,6 +52,9 @@ __all__ = ["DemoStack", "run_demo"]
 
 log = logging.getLogger(__name__)
 
+#: how long stopping waits for the edge gateways' thread (they stop in a second or two)
+EDGES_STOP_WAIT_S = 10.0
+
 
 class DemoStack:
     """Everything ``sc demo`` runs, started in order by :meth:`start` and stopped in reverse by :meth:`stop`."""
@@ -60,10 +71,12 @@ class DemoStack:
         monitor: bool = False,
         on_outcomes: Callable[[list[EventOutcome]], None] | None = None,
         show_garages: bool = False,
+        after: AfterScenario = AfterScenario.HOLD,
     ) -> None:
         self.loaded = loaded
         self.scenario = scenario
         self.speed = speed
+        self.after = after
         self.password = password or secrets.token_urlsafe(9)
         self.workdir = workdir or loaded.resolve("../run/demo")
         self.api_port = api_port
@@ -111,6 +124,7 @@ class DemoStack:
         from edge.app import EdgeApp, read_password
         from firmware_sim.runner import Simulator, SimulatorThread
         from firmware_sim.scenario import load_scenario
+        from sc.config.schema import CloudRole
         from sc.mosquitto import MosquittoProcess
 
         loaded = self.loaded
@@ -124,9 +138,9 @@ class DemoStack:
         site = site.model_copy(update={"gateways": [g.model_copy(update={"health_port": 0}) for g in site.gateways]})
         self.cfg = LoadedConfig(site=site, path=loaded.path)
         self.scenario_data = load_scenario(self.scenario)
-        assert site.cloud_account is not None
         if self.with_monitor:
-            self.monitor = Monitor(self.cfg, read_password(self.cfg, site.cloud_account))
+            account = site.cloud_account(CloudRole.MONITOR)
+            self.monitor = Monitor(self.cfg, account, read_password(self.cfg, account))
             self.monitor.start()
         self.db_path.unlink(missing_ok=True)
         db_url = f"sqlite:///{self.db_path}"
@@ -141,12 +155,13 @@ class DemoStack:
             influx_url=self.influx.url if self.influx else None,
             media_dir=str(self.workdir / "media"),
             command_key_file=str(_command_key_file(self.cfg)),
+            pass_key_file=str(_pass_key_file(self.cfg)),
         )
         self.cloud = CloudApp(self.cfg, settings, on_outcomes=self.on_outcomes)
         self.cloud.start()
         _enrol_demo_residents(self.cfg)
         self.sim = SimulatorThread(
-            Simulator(self.cfg, scenario=self.scenario_data, speed=self.speed, garage_traffic=0)
+            Simulator(self.cfg, scenario=self.scenario_data, speed=self.speed, garage_traffic=0, after=self.after)
         ).start()
         self.apps = [EdgeApp(self.cfg, g.id) for g in demo_gateways]
         self._edges = threading.Thread(target=self._run_edges, name="demo-edges", daemon=True)
@@ -156,21 +171,40 @@ class DemoStack:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._edge_stop is not None:
-            self._loop.call_soon_threadsafe(self._edge_stop.set)
-        if self._edges is not None:
-            self._edges.join(30)
+        """Stop every part started, in reverse order; every wait is bounded, and a part that fails to stop is
+        logged and does not keep the others (the broker, InfluxDB: child processes) running."""
+        parts: list[tuple[str, Callable[[], None]]] = [("edge gateways", self._stop_edges)]
         if self.sim is not None:
-            self.sim.stop()
+            parts.append(("simulated devices", self.sim.stop))
         if self.monitor is not None:
-            time.sleep(0.5)  # the last events on their way
-            self.monitor.stop()
+            parts.append(("monitor", self._stop_monitor))
         if self.cloud is not None:
-            self.cloud.stop()
+            parts.append(("cloud", self.cloud.stop))
         if self.influx is not None:
-            self.influx.stop()
+            parts.append(("InfluxDB", self.influx.stop))
         if self.broker is not None:
-            self.broker.stop()
+            parts.append(("Mosquitto", self.broker.stop))
+        for name, stop in parts:
+            try:
+                stop()
+            except Exception:
+                log.exception("demo: stopping the %s failed", name)
+
+    def _stop_edges(self) -> None:
+        if self._loop is not None and self._edge_stop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._edge_stop.set)
+            except RuntimeError:  # their loop has ended already (a gateway failed)
+                pass
+        if self._edges is not None:
+            self._edges.join(EDGES_STOP_WAIT_S)
+            if self._edges.is_alive():
+                log.warning("the demo's edge gateways did not stop within %g s; leaving them", EDGES_STOP_WAIT_S)
+
+    def _stop_monitor(self) -> None:
+        assert self.monitor is not None
+        time.sleep(0.5)  # the last events on their way
+        self.monitor.stop()
 
     # ------------------------------------------------------------------ parts
 
@@ -208,13 +242,22 @@ class DemoStack:
         asyncio.run(main())
 
 
-def _command_key_file(loaded: LoadedConfig) -> Path:
-    """The cloud's command key beside the public half the site config gives the gateways (x.pub.pem -> x.pem)."""
-    public = loaded.site.command_public_key
+def _private_beside(loaded: LoadedConfig, public: Path | None, default: str) -> Path:
+    """A cloud private key beside the public half the site config hands out (x.pub.pem -> x.pem), so the cloud
+    and the gateways find the same pair wherever the demo is started; ``default`` (cwd-relative) without one."""
     if public is None:
-        return Path("run/keys/commands.pem")
+        return Path(default)
     path = loaded.resolve(public)
     return path.with_name(path.name.removesuffix(".pub.pem") + ".pem")
+
+
+def _command_key_file(loaded: LoadedConfig) -> Path:
+    return _private_beside(loaded, loaded.site.command_public_key, "run/keys/commands.pem")
+
+
+def _pass_key_file(loaded: LoadedConfig) -> Path:
+    public = next((g.pass_public_key for g in loaded.site.gates if g.pass_public_key is not None), None)
+    return _private_beside(loaded, public, "run/keys/visitor-pass.pem")
 
 
 def _has_garage(site: SiteConfig, gateway: str) -> bool:
@@ -229,8 +272,9 @@ def run_demo(
     duration: float | None,
     api_port: int = 8000,
     password: str | None = None,
+    after: AfterScenario = AfterScenario.HOLD,
 ) -> int:
-    """Run the demo in the foreground: until ``duration`` s have passed, else until Ctrl-C."""
+    """Run the demo in the foreground: until ``duration`` s have passed, else until Ctrl-C (or SIGTERM)."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -253,7 +297,7 @@ def run_demo(
 
     stack = DemoStack(
         loaded, scenario=scenario, speed=speed, password=password, api_port=api_port, monitor=True,
-        on_outcomes=show_orders, show_garages=True,
+        on_outcomes=show_orders, show_garages=True, after=after,
     )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -272,7 +316,10 @@ def run_demo(
         assert stack.broker is not None
         print(
             f"demo: Mosquitto on 127.0.0.1:{stack.broker.port}; {len(stack.apps)} gateways; scenario {sc_.name!r} "
-            f"({(sc_.duration_s or 60) / speed:.0f} s)" + (f"; stops after {duration:.0f} s" if duration else "")
+            f"({(sc_.duration_s or 60) / speed:.0f} s, "
+            + ("then again and again" if after is AfterScenario.REPEAT else "then the devices carry on as it left them")
+            + ")"
+            + (f"; stops after {duration:.0f} s" if duration else "")
         )
         workers = ", ".join(stack.users[1:4]) + (", ..." if len(stack.users) > 4 else "")
         print(

@@ -137,13 +137,14 @@ class Received:
 
 @dataclass
 class Collector:
-    """Subscribes as the cloud account and records everything that arrives."""
+    """Subscribes as an observer account (tests/data/site.yaml: reads everything, may send commands) and records
+    everything that arrives."""
 
     site: Site
     topic_filter: str = "sc/v1/#"
     client_id: str = "test-collector"
     persistent: bool = False
-    username: str = "cloud"
+    username: str = "observer"
     messages: list[Received] = field(default_factory=list)
     connected: threading.Event = field(default_factory=threading.Event)
 

@@ -60,11 +60,19 @@ def test_broker_provision_writes_accounts_and_acl(tmp_path: Path) -> None:
     assert "user gw-heping-sensors\ntopic write sc/v1/demo/gw-heping-sensors/status/#\n" in acl
     assert "user manhole-hp-road-1\ntopic write sc/v1/demo/gw-heping-sensors/uplink/manhole-hp-road-1\n" in acl
     passwd = (tmp_path / "broker" / "passwd").read_text().splitlines()
-    assert len(passwd) == 8 and all(":$7$101$" in ln for ln in passwd)
+    assert len(passwd) == 12 and all(":$7$101$" in ln for ln in passwd)
+    # each cloud role as much as it needs: only the gate link writes commands, the monitor only reads
+    assert "user cloud-ingest-1\ntopic read sc/v1/demo/#\ntopic read $SYS/#\n\n" in acl
+    assert (
+        "user cloud-commands-1\ntopic write sc/v1/demo/+/cmd/#\ntopic read sc/v1/demo/+/cmd-ack/#\n"
+        "topic read sc/v1/demo/+/status/#\ntopic read sc/v1/demo/+/state/#\n\n"
+    ) in acl
+    assert "user cloud-monitor\ntopic read sc/v1/demo/#\ntopic read $SYS/#\n" in acl
     conf = (tmp_path / "broker" / "mosquitto.conf").read_text()
     assert "listener 18830 127.0.0.1" in conf and "allow_anonymous false" in conf
     # as good as no queue limit (not 0: see sc/broker.py), and nothing larger than the contracts allow
     assert "max_queued_messages 10000000\n" in conf and "message_size_limit 65536\n" in conf
+    assert "use_username_as_clientid true\n" in conf  # no account can take another's client id
     # a second run keeps the passwords
     before = secret.read_text()
     assert run("broker", "provision", "--config", str(cfg), "--out", str(tmp_path / "broker")).returncode == 0
@@ -119,3 +127,32 @@ def test_demo_says_so_when_its_api_port_is_taken() -> None:
         f"demo: the cloud cannot start: the API did not start on 127.0.0.1:{port}: the port is taken or cannot be "
         "bound (--api-port 0 takes any free port)"
     )
+
+
+def test_broker_certs_and_a_tls_listener_for_a_container(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    cfg_dir = tmp_path / "configs"
+    cfg_dir.mkdir()
+    cfg = cfg_dir / "site.yaml"
+    cfg.write_text(EXAMPLE.read_text())
+    certs = tmp_path / "certs"
+    hosts = ["--host", "mosquitto", "--host", "10.0.0.5"]
+    r = run("broker", "certs", "--config", str(cfg), "--out", str(certs), *hosts)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in certs.iterdir()) == ["broker.key", "broker.pem", "ca.key", "ca.pem"]
+    assert (certs / "ca.key").stat().st_mode & 0o777 == 0o600 and (certs / "broker.key").stat().st_mode & 0o777 == 0o600
+    cert = x509.load_pem_x509_certificate((certs / "broker.pem").read_bytes())
+    ca = x509.load_pem_x509_certificate((certs / "ca.pem").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(n.value) for n in san] == ["mosquitto", "10.0.0.5"]
+    r = run("broker", "certs", "--config", str(cfg), "--out", str(certs))  # no host: a clear error
+    assert r.returncode == 2 and "--host" in r.stderr
+    out = tmp_path / "broker"
+    tls = ["--tls-ca", str(certs / "ca.pem"), "--tls-cert", str(certs / "broker.pem")]
+    tls += ["--tls-key", str(certs / "broker.key")]
+    r = run("broker", "provision", "--config", str(cfg), "--out", str(out), "--port", "8883", "--bind", "0.0.0.0", *tls)
+    assert r.returncode == 0, r.stderr
+    conf = (out / "mosquitto.conf").read_text()
+    assert f"listener 8883 0.0.0.0\ncafile {certs / 'ca.pem'}\ncertfile {certs / 'broker.pem'}\n" in conf

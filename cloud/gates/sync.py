@@ -66,6 +66,7 @@ from sc.contracts.messages import (
 from sc.contracts.topics import Kind, Topic, TopicError, topic_filter
 from sc.mqtt import MqttConnection, MqttCredentials
 from sc.signing import CommandSigner
+from sc.supervise import Parts, supervised_thread
 
 from .store import (
     Op,
@@ -132,6 +133,7 @@ class GateLink:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         garages: GarageView | None = None,
         signer: CommandSigner,
+        parts: Parts | None = None,
     ) -> None:
         self.site = site
         self.signer = signer
@@ -170,7 +172,9 @@ class GateLink:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_reconcile = float("-inf")
-        self._thread = threading.Thread(target=self._run, name="gate-link", daemon=True)
+        self._thread = threading.Thread(
+            target=supervised_thread("gate-link", self._run, self._stop, parts=parts), name="gate-link", daemon=True
+        )
 
     # ------------------------------------------------------------------ lifecycle
 

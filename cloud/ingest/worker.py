@@ -43,6 +43,7 @@ from sc.contracts.messages import (
     decode,
 )
 from sc.contracts.topics import Kind, Topic, TopicError
+from sc.supervise import Parts, supervised_thread
 
 from .consumer import Inbound
 
@@ -105,6 +106,7 @@ class IngestWorker:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_outcomes: Callable[[list[EventOutcome]], None] | None = None,
         media_dir: Path | None = None,
+        parts: Parts | None = None,
     ) -> None:
         self.site = site
         self.media_dir = media_dir  # gate snapshots are saved under it (None: not kept)
@@ -135,7 +137,11 @@ class IngestWorker:
         self._dirty: set[str] = set()
         self._last_device_flush = 0.0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+        self._thread = threading.Thread(
+            target=supervised_thread("ingest-worker", self._run, self._stop, parts=parts),
+            name="ingest-worker",
+            daemon=True,
+        )
 
     def start(self) -> None:
         self._thread.start()

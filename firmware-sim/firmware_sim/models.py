@@ -34,9 +34,18 @@ class SimSensor:
     raw: list[int] | None = None
     ramps: dict[str, _Ramp] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _initial: dict[str, float | bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.values = {**DEFAULTS[self.cfg.type], **self.values}
+        self._initial = dict(self.values)
+
+    def reset(self) -> None:
+        """Back to the values it started with: no ramp, no raw registers (a scenario played again)."""
+        with self._lock:
+            self.values = dict(self._initial)
+            self.ramps.clear()
+            self.raw = None
 
     def set(self, values: dict[str, float | bool]) -> None:
         unknown = set(values) - set(self.values)

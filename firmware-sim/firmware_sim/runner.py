@@ -6,6 +6,12 @@
 * Every MQTT-native device connects to the broker with its own account and
   publishes an uplink every ``poll_interval_s``.
 * Scenario steps change values, ramp them, inject faults or raw registers.
+* When a scenario with a ``duration_s`` has played, ``after`` says what
+  follows (:class:`AfterScenario`): the simulator ends (``stop``, the
+  default: ``sc sim run`` and the tests that play one scenario), its devices
+  keep running in the state the scenario left them in (``hold``, the demo),
+  or they go back to how they started and the scenario plays again
+  (``repeat``).
 
 Use :class:`Simulator` inside an asyncio program (``await sim.run(stop)``)
 or :class:`SimulatorThread` from synchronous code and tests.
@@ -34,9 +40,9 @@ from .door import DoorControllerSim
 from .garagebus import GarageWorld
 from .models import DEFAULTS, SimSensor
 from .ptybus import Fault, PtyBus
-from .scenario import Scenario, ScenarioError, Step
+from .scenario import AfterScenario, Scenario, ScenarioError, Step
 
-__all__ = ["Simulator", "SimulatorThread"]
+__all__ = ["AfterScenario", "Simulator", "SimulatorThread"]
 
 log = logging.getLogger(__name__)
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -71,6 +77,7 @@ class Simulator:
         scenario: Scenario | None = None,
         speed: float = 1.0,
         garage_traffic: int | None = None,
+        after: AfterScenario = AfterScenario.STOP,
     ) -> None:
         self.loaded = loaded
         site = loaded.site
@@ -78,6 +85,11 @@ class Simulator:
         self.gateways = [g for g in site.gateways if g.id in chosen]
         self.scenario = scenario or Scenario()
         self.speed = speed
+        self.after = after
+        #: the scenario is playing round ``rounds`` (more than 1 only with ``repeat``)
+        self.rounds = 1
+        #: set once the scenario has played (with ``hold``: the devices still run)
+        self.finished = threading.Event()
         self.sensors: dict[str, SimSensor] = {}
         self.device_cfg: dict[str, DeviceConfig] = {}
         self.device_gateway: dict[str, str] = {}
@@ -122,8 +134,20 @@ class Simulator:
     # ---------------------------------------------------------------- control
 
     def now(self) -> float:
-        """Scenario seconds since start."""
+        """Scenario seconds since start (of this round, with ``repeat``)."""
         return (time.monotonic() - self._t0) * self.speed
+
+    def reset(self) -> None:
+        """Every device the scenario names back to how it started: values, raw registers, no fault."""
+        for device in sorted({step.device for step in self.scenario.steps}):
+            self.sensors[device].reset()
+            dev = self.device_cfg[device]
+            if dev.transport is Transport.MQTT:
+                self.mqtt_faults.pop(device, None)
+            elif dev.bus is not None and dev.unit is not None:
+                bus = self.buses.get((self.device_gateway[device], dev.bus))
+                if bus is not None and bus.faults.get(dev.unit, Fault.NONE) is not Fault.NONE:
+                    bus.set_fault(dev.unit, Fault.NONE)
 
     def fault(self, device: str, fault: Fault | str) -> None:
         dev = self.device_cfg[device]
@@ -238,18 +262,32 @@ class Simulator:
     async def _play(self, stop: asyncio.Event) -> None:
         steps = sorted(self.scenario.steps, key=lambda s: s.at)
         i = 0
+        duration = self.scenario.duration_s
         while not stop.is_set():
             now = self.now()
-            while i < len(steps) and steps[i].at <= now:
+            while not self.finished.is_set() and i < len(steps) and steps[i].at <= now:
                 self.apply(steps[i])
                 i += 1
             for s in self.sensors.values():
                 s.advance(now)
             for world in self.garages.values():
                 world.step()
-            if self.scenario.duration_s is not None and now >= self.scenario.duration_s:
-                log.info("sim scenario %r finished at t=%.1f", self.scenario.name, now)
-                return
+            if duration is not None and now >= duration and not self.finished.is_set():
+                if self.after is AfterScenario.REPEAT:
+                    log.info("sim scenario %r round %d finished at t=%.1f; again", self.scenario.name, self.rounds, now)
+                    self.reset()
+                    self.rounds += 1
+                    self._t0, i = time.monotonic(), 0
+                    continue
+                self.finished.set()
+                if self.after is AfterScenario.STOP:
+                    log.info("sim scenario %r finished at t=%.1f", self.scenario.name, now)
+                    return
+                log.info(
+                    "sim scenario %r finished at t=%.1f; the devices keep running as it left them",
+                    self.scenario.name,
+                    now,
+                )
             try:
                 await asyncio.wait_for(stop.wait(), timeout=0.05)
             except TimeoutError:

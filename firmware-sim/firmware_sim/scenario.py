@@ -12,11 +12,14 @@
 
 ``set`` and ``ramp`` take the fields of the device's reading (for a bin,
 ``fill_pct`` instead of ``distance_cm``). Times are scenario seconds; the
-simulator can run them faster than real time.
+simulator can run them faster than real time. What happens once
+``duration_s`` has passed is the simulator's choice (:class:`AfterScenario`),
+not the file's: the same scenario ends a test and keeps a demo running.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +30,19 @@ from sc.contracts.topics import ID_PATTERN
 
 from .ptybus import Fault
 
-__all__ = ["Scenario", "ScenarioError", "Step", "load_scenario"]
+__all__ = ["AfterScenario", "Scenario", "ScenarioError", "Step", "load_scenario"]
 
 
 class ScenarioError(Exception):
     pass
+
+
+class AfterScenario(StrEnum):
+    """What the simulated devices do once the scenario's ``duration_s`` has passed."""
+
+    STOP = "stop"  # the simulator ends and its devices vanish
+    HOLD = "hold"  # the devices keep running in the state the scenario left them in
+    REPEAT = "repeat"  # the scenario's devices go back to how they started, and it plays again
 
 
 class Step(BaseModel):

@@ -24,6 +24,8 @@ __all__ = [
     "BrokerConfig",
     "Building",
     "CameraConfig",
+    "CloudAccount",
+    "CloudRole",
     "Community",
     "Department",
     "DepartmentKind",
@@ -155,6 +157,36 @@ class MqttAccount(_Config):
         description="file holding the password; relative paths are relative to the config file; "
         "`sc broker provision` creates it"
     )
+
+
+class CloudRole(StrEnum):
+    """What a cloud account may do on the broker (sc/broker.py writes each role's ACL)."""
+
+    INGEST = "ingest"  # the ingester: reads every message of the site (its share of them) and $SYS; writes nothing
+    COMMANDS = "commands"  # the gate link: writes cmd; reads cmd-ack, the gateways' status and state
+    MONITOR = "monitor"  # `sc monitor`, dashboards: reads everything of the site and $SYS; writes nothing
+
+
+class CloudAccount(MqttAccount):
+    """A cloud connection's account. The broker binds each client id to its account (``use_username_as_clientid``):
+    each connection needs one of its own, so no account can take another's place."""
+
+    roles: list[CloudRole] = Field(min_length=1, description="what it may publish and read")
+    instance: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] | None = Field(
+        default=None,
+        description="the cloud instance (`sc cloud run --instance`) whose ingester or gate link connects with it; "
+        "none: for the monitor and tools",
+    )
+
+    @model_validator(mode="after")
+    def _one_connection(self) -> CloudAccount:
+        if len(set(self.roles)) != len(self.roles):
+            raise ValueError("a role is listed twice")
+        if CloudRole.INGEST in self.roles and CloudRole.COMMANDS in self.roles:
+            raise ValueError(
+                "ingest and commands are two connections of one cloud instance: give each an account of its own"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- devices
@@ -591,7 +623,10 @@ class SiteConfig(_Config):
     site: SiteInfo
     street: Street
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
-    cloud_account: MqttAccount | None = Field(default=None, description="the cloud ingester's account")
+    cloud_accounts: list[CloudAccount] = Field(
+        default_factory=list,
+        description="the cloud's broker accounts: per instance one ingest and one commands account, and monitors",
+    )
     command_public_key: Path | None = Field(
         default=None,
         title="Command public key (PEM)",
@@ -613,6 +648,20 @@ class SiteConfig(_Config):
                 return gw
         known = ", ".join(g.id for g in self.gateways)
         raise KeyError(f"no gateway {gateway_id!r} in the site config (known: {known})")
+
+    def cloud_account(self, role: CloudRole, instance: str | None = None) -> CloudAccount:
+        """The account of ``role`` for cloud ``instance`` (none: the first of that role, preferring one with no
+        other role, for the tools); KeyError with what to add to the config."""
+        fits = [a for a in self.cloud_accounts if role in a.roles and (instance is None or a.instance == instance)]
+        if fits:
+            return min(fits, key=lambda a: len(a.roles))  # an account for just this, if there is one
+        where = f" for instance {instance!r}" if instance is not None else ""
+        raise KeyError(
+            f"the site config has no cloud account with role {role.value}{where}: add one under cloud_accounts, "
+            f"e.g. {{username: cloud-{role.value}{'-' + instance if instance else ''}, password_file: "
+            f"../run/secrets/cloud-{role.value}{'-' + instance if instance else ''}.secret, roles: [{role.value}]"
+            f"{', instance: ' + repr(instance) if instance else ''}}}, then run `sc broker provision`"
+        )
 
     def locations(self) -> Iterator[tuple[str, KeyPath]]:
         """Every id of the grid tree with its key path."""
@@ -684,6 +733,17 @@ class SiteConfig(_Config):
                                 ((*dp, "unit"), f"bus {dev.bus!r} unit {dev.unit} is already {addresses[key]!r}")
                             )
                         addresses[key] = dev.id
+        taken: dict[tuple[CloudRole, str], int] = {}
+        for ai, acct in enumerate(self.cloud_accounts):
+            for role in (CloudRole.INGEST, CloudRole.COMMANDS):
+                if role in acct.roles and acct.instance is not None:
+                    if (role, acct.instance) in taken:
+                        errors.append(
+                            (("cloud_accounts", ai, "instance"),
+                             f"instance {acct.instance!r} already has a {role.value} account "
+                             f"({self.cloud_accounts[taken[role, acct.instance]].username})")
+                        )  # fmt: skip
+                    taken[role, acct.instance] = ai
         dept_ids = {d.id for d in self.departments}
         community_ids = {c.id for c in self.street.communities}
         for i, d in enumerate(self.departments):

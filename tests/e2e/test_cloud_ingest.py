@@ -260,7 +260,7 @@ def test_an_ingester_killed_mid_burst_loses_nothing(site: Site, db: Engine, tmp_
     args = ["cloud", "run", "--database-url", url, "--instance", "k1", "--log-level", "WARNING"]
     ingester = edge_process(site, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: _session_exists(site, "cloud-k1"), 15)
+        assert wait_until(lambda: _session_exists(site, "cloud-ingest-k1"), 15)
         burst = edge_process(site, "edge", "burst", "-g", "gw-load", "--count", "5000", "--devices", "10")
         assert wait_until(lambda: count(db, EventRow) > 500, 60)
         ingester.kill()
@@ -326,7 +326,7 @@ def test_100k_messages_published_faster_than_the_ingesters_take_them_all_arrive(
     apps = [cloud(site, db, instance="1", queue_max=2000), cloud(site, db, instance="2", queue_max=2000)]
     sys_dropped: list[int] = []
     watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="sys-watch")
-    watcher.username_pw_set("cloud", site.password("cloud"))
+    watcher.username_pw_set("monitor", site.password("monitor"))
     watcher.on_message = lambda c, u, m: sys_dropped.append(int(m.payload))
     watcher.on_connect = lambda c, u, f, rc, p: c.subscribe("$SYS/broker/publish/messages/dropped")
     watcher.connect("127.0.0.1", site.port)

@@ -199,7 +199,7 @@ def test_gallery_commands_and_remote_open(tmp_path: Path, door: DoorControllerSi
     emb = encode_embedding(np.frombuffer(obama_embedding, dtype=np.float32))
     with run_edge(site) as (edge, col):
         cloud = paho.Client(CallbackAPIVersion.VERSION2, client_id="cloud-cmd")
-        cloud.username_pw_set("cloud", site.password("cloud"))
+        cloud.username_pw_set("observer-2", site.password("observer-2"))
         cloud.connect("127.0.0.1", site.port)
         cloud.loop_start()
         try:
@@ -236,7 +236,7 @@ def test_gallery_commands_and_remote_open(tmp_path: Path, door: DoorControllerSi
 
 def test_a_bad_pass_key_stops_the_gateway_at_start_with_a_clear_message(tmp_path: Path) -> None:
     site = gate_site(tmp_path, "synthetic:empty", door_port=None, pass_key=True)
-    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys").mkdir(exist_ok=True)  # (make_site put the command keys there)
     (tmp_path / "keys" / "pass.pub").write_text("not a PEM key\n")
     edge = EdgeThread(site.loaded, "gw-b").start()
     with pytest.raises(StartupError, match=r"gate north: pass_public_key .*pass.pub is not usable"):

@@ -62,7 +62,7 @@ def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float) -> Non
 
 @pytest.fixture
 def persistent_collector(site: Site) -> Iterator[Collector]:
-    col = Collector(site, client_id="test-persistent", persistent=True).start()
+    col = Collector(site, username="observer-3", persistent=True).start()
     yield col
     col.stop()
 
@@ -114,7 +114,8 @@ def test_a_gateway_cannot_publish_as_another(site: Site) -> None:
         assert topics == [own]
         log = site.broker.log_path.read_text()
         for user, topic in attempts:
-            assert f"Denied PUBLISH from {user}-acl-test (d0, q1, r0, m1, '{topic}'" in log
+            # (the broker names a client by its account: use_username_as_clientid)
+            assert f"Denied PUBLISH from {user} (d0, q1, r0, m1, '{topic}'" in log
     finally:
         col.stop()
 
@@ -193,7 +194,7 @@ def test_after_a_broker_restart_the_gateway_reannounces_and_takes_commands(site:
         assert wait_until(lambda: edge.app.outbox.depth()["events"] == 0, 5)
         ping = site.sign("gw-a", "gw-a", CommandName.PING)
         cloud = paho.Client(CallbackAPIVersion.VERSION2, client_id="cloud-cmd")
-        cloud.username_pw_set("cloud", site.password("cloud"))
+        cloud.username_pw_set("observer-2", site.password("observer-2"))
         cloud.connect("127.0.0.1", site.port)
         cloud.loop_start()
         cloud.publish(ping.topic, ping.payload, qos=1).wait_for_publish(5)

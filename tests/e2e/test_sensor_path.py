@@ -174,7 +174,7 @@ def test_malformed_uplinks_and_commands_are_dead_lettered_with_reason(
     sim = run_sim(site, [], duration=60)
     edge = EdgeThread(site.loaded, "gw-a").start()
     device = _client(site, "manhole-1")
-    cloud = _client(site, "cloud")
+    cloud = _client(site, "observer-2")
     try:
         edge.wait_ready()
         assert wait_until(lambda: edge.app.conn.connected, 10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -12,24 +11,18 @@ from firmware_sim.runner import Simulator, SimulatorThread
 from firmware_sim.scenario import Scenario
 from harness import DATA, Collector, EdgeThread, make_site, wait_until
 from sc.broker import ServerTls
+from sc.certs import make_certs as sc_make_certs
 from sc.config.loader import ConfigError, load_site_config
 from sc.mosquitto import MosquittoProcess
 
 
 def make_certs(d: Path) -> ServerTls:
-    """A throwaway CA and a broker certificate for 127.0.0.1 (openssl)."""
-    d.mkdir(parents=True, exist_ok=True)
-
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "broker.pem")  # fmt: skip
-    return ServerTls(d / "ca.pem", d / "broker.pem", d / "broker.key")
+    """The site's CA and a broker certificate for 127.0.0.1, as ``sc broker certs --host 127.0.0.1`` makes them."""
+    files = sc_make_certs(d, ["127.0.0.1", "localhost"], site="test", days=2)
+    assert oct(files.key_file.stat().st_mode & 0o777) == "0o600" and oct(files.ca_key.stat().st_mode & 0o777) == "0o600"
+    again = sc_make_certs(d, ["127.0.0.1"], site="test")  # a second run keeps what is there
+    assert again == files and files.ca_file.read_bytes() == again.ca_file.read_bytes()
+    return ServerTls(files.ca_file, files.cert_file, files.key_file)
 
 
 def test_gateway_talks_to_the_broker_over_tls(tmp_path: Path) -> None:
