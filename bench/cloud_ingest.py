@@ -131,8 +131,10 @@ class BenchError(Exception):
 # --------------------------------------------------------------------------- setup
 
 
-def make_site(tmp: Path) -> tuple[LoadedConfig, int, Path]:
-    """Copy the example config into ``tmp/configs/site.yaml`` on a free port and load it."""
+def make_site(tmp: Path, devices: list[str]) -> tuple[LoadedConfig, int, Path]:
+    """Copy the example config into ``tmp/configs/site.yaml`` on a free port, give the publishing gateway the
+    stream's ``devices`` (the ingester refuses a gateway speaking for devices the config does not give it), and
+    load it."""
     port = free_port()
     text = (REPO / "configs" / "site.example.yaml").read_text(encoding="utf-8")
     if "port: 1883" not in text:
@@ -145,6 +147,15 @@ def make_site(tmp: Path) -> tuple[LoadedConfig, int, Path]:
         {"username": name, "password_file": f"../run/secrets/{name}.secret", "roles": ["monitor"]}
         for name in (WATCH_USER, SUB_USER)
     ]
+    gw = next(g for g in data["gateways"] if g["id"] == GATEWAY)
+    per_bus = 240
+    for b in range(0, len(devices), per_bus):
+        bus = f"bench-{b // per_bus}"
+        gw["buses"].append({"id": bus, "port": f"../run/tty/{GATEWAY}.{bus}"})
+        gw["devices"] += [
+            {"id": d, "type": "smoke", "location": "hp-b1-u1", "bus": bus, "unit": i + 1}
+            for i, d in enumerate(devices[b : b + per_bus])
+        ]
     cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return load_site_config(cfg), port, cfg
 
@@ -639,7 +650,8 @@ def run_baseline(env: Env, stream: Stream, name: str = "baseline") -> Throughput
     meter = CpuMeter(env.broker.proc.pid if env.broker.proc else 0)
     sub = mosquitto_sub(env.broker.port, env.cloud_password, env.cloud_user, n, client_id, out)
     env.subs.append(sub)
-    if not env.broker_log.wait_for(f"{client_id} 1 {SUBSCRIPTION}", since, 10):
+    # (the broker names a client by its account: use_username_as_clientid)
+    if not env.broker_log.wait_for(f"{env.cloud_user} 1 {SUBSCRIPTION}", since, 10):
         raise BenchError("mosquitto_sub did not subscribe within 10 s")
     meter.start()
     t0 = time.perf_counter()
@@ -992,7 +1004,7 @@ def run_latency(env: Env, msgs: list[tuple[str, bytes]], ids: list[str], rate: f
         sub = mosquitto_sub(env.broker.port, env.cloud_password, env.cloud_user, len(msgs), "bench-latency-sub",
                             out, fmt="%U %p")  # fmt: skip
         env.subs.append(sub)
-        if not env.broker_log.wait_for(f"bench-latency-sub 1 {SUBSCRIPTION}", since, 10):
+        if not env.broker_log.wait_for(f"{env.cloud_user} 1 {SUBSCRIPTION}", since, 10):
             raise BenchError("latency: mosquitto_sub did not subscribe within 10 s")
         time.sleep(0.5)  # let the ingester go idle after its warm-up
         sent: dict[str, float] = {}
@@ -1296,7 +1308,13 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     with sigterm_as_exit():
         try:
-            loaded, port, cfg = make_site(tmp)
+            bench_devices = [
+                *(f"tp-{i:03d}" for i in range(args.devices)),
+                *(f"warm-{i:03d}" for i in range(10)),
+                *(f"lat-{i:04d}" for i in range(args.latency_count)),
+                *(f"solo-{i:04d}" for i in range(100)),
+            ]
+            loaded, port, cfg = make_site(tmp, bench_devices)
             broker = start_broker(loaded, tmp / "broker", port)
             db.create()
             acct = account(loaded, SUB_USER)
