@@ -94,6 +94,8 @@ class DemoStack:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._edge_stop: asyncio.Event | None = None
         self._edges_up = threading.Event()
+        #: gateways whose daemon stopped with an error (the others keep running), with the error
+        self.failed_gateways: dict[str, str] = {}
 
     @property
     def site(self) -> SiteConfig:
@@ -230,7 +232,16 @@ class DemoStack:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._edge_stop = asyncio.Event()
-            runs = [asyncio.create_task(a.main(self._edge_stop)) for a in self.apps]
+            stop = self._edge_stop
+
+            async def run_one(app: EdgeApp) -> None:
+                try:
+                    await app.main(stop)
+                except Exception as exc:  # one gateway that cannot run does not take the others down
+                    self.failed_gateways[app.gw.id] = f"{type(exc).__name__}: {exc}"
+                    log.error("demo: gateway %s stopped: %s", app.gw.id, exc)
+
+            runs = [asyncio.create_task(run_one(a)) for a in self.apps]
             self._edges_up.set()
             garages = (
                 asyncio.create_task(_show_garages(self.apps, self.sim, self._edge_stop)) if self.show_garages else None
