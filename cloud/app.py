@@ -95,11 +95,15 @@ class CloudApp:
         except Exception as exc:  # cannot connect at all
             raise CloudStartupError(f"cannot reach the database: {str(exc).splitlines()[0]}") from exc
         self.sessions = make_sessions(self.engine)
+        # the ingester's own engine and pool: nothing the API does (streams, slow queries) can take its connections
+        self.ingest_engine = make_engine(settings.database_url)
+        self.ingest_sessions = make_sessions(self.ingest_engine)
         self.stop_event = threading.Event()
         self.influx: InfluxWriter | None = None
         self.health_server: HealthServer | None = None
         self._api_server: Any = None
         self.api_port: int | None = None
+        self.api_ctx: Any = None  # the API's context (cloud.api.deps.ApiContext) once it serves
         self.gate_link: GateLink | None = None
         self.parts = Parts()  # the supervised threads' crashes, for /health
         self.garage_view: GarageView | None = None
@@ -126,7 +130,7 @@ class CloudApp:
             session_expiry_s=s.session_expiry_s,
         )
         self.worker = IngestWorker(
-            site=site, router=self.router, sessions=self.sessions, inbox=inbox, ack=self.consumer.ack,
+            site=site, router=self.router, sessions=self.ingest_sessions, inbox=inbox, ack=self.consumer.ack,
             telemetry=_InfluxSink(self.influx) if self.influx else None, batch_max=s.batch_max,
             device_flush_s=s.device_flush_s, clock=self.clock, on_outcomes=self.on_outcomes,
             media_dir=Path(s.media_dir), parts=self.parts,
@@ -177,14 +181,16 @@ class CloudApp:
         import uvicorn
 
         from .api.app import create_api
-        from .api.deps import ApiContext
+        from .api.deps import ApiContext, LiveStreams
 
         ctx = ApiContext(
             site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
             token_ttl=timedelta(hours=s.token_ttl_h), media_dir=Path(s.media_dir), pass_key=self._pass_key(s),
             gates=self.gate_link, door_open_timeout_s=s.door_open_timeout_s, telemetry=self._history(s),
-            garages=self.garage_view,
+            garages=self.garage_view, feed_replay_max=s.live_replay_max,
+            streams=LiveStreams(per_user=s.live_streams_per_user, total=s.live_streams_max),
         )  # fmt: skip
+        self.api_ctx = ctx
         self.api_port = s.api_port or free_port()
         config = uvicorn.Config(
             create_api(ctx), host=s.api_host, port=self.api_port, log_level="warning", lifespan="off"
@@ -254,6 +260,8 @@ class CloudApp:
 
     def stop(self) -> None:
         log.info("cloud instance %s stopping", self.settings.instance)
+        if self.api_ctx is not None:
+            self.api_ctx.stopping.set()  # live feeds end at their next poll
         if self._api_server is not None:
             self._api_server.should_exit = True
             self._api_thread.join(10)
@@ -274,6 +282,7 @@ class CloudApp:
         if self.influx is not None:
             self.influx.stop(timeout=5)
         self.engine.dispose()
+        self.ingest_engine.dispose()
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):

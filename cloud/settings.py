@@ -55,6 +55,11 @@ class CloudSettings(BaseSettings):
     door_open_timeout_s: float = Field(
         default=5.0, gt=0, le=60, description="how long a remote open waits for the gate"
     )
+    live_streams_per_user: int = Field(default=3, ge=1, le=100, description="live feeds one user may hold open")
+    live_streams_max: int = Field(default=100, ge=1, description="live feeds one API process holds open at most")
+    live_replay_max: int = Field(
+        default=1000, ge=0, description="order changes a reconnecting live feed is replayed at most"
+    )
     command_key_file: str = Field(
         default="run/keys/commands.pem",
         description="Ed25519 key that signs every command to the gateways; made at first start with its .pub.pem "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +24,54 @@ from cloud.workorders.routing import Router
 from cloud.workorders.states import Role
 from sc.config.schema import DepartmentKind, SiteConfig
 
-__all__ = ["ApiContext", "CtxDep", "CurrentUser", "GateStaff", "SessionDep", "is_gate_staff", "require"]
+__all__ = [
+    "ApiContext",
+    "CtxDep",
+    "CurrentUser",
+    "GateStaff",
+    "LiveStreams",
+    "SessionDep",
+    "TokenDep",
+    "TooManyStreams",
+    "is_gate_staff",
+    "require",
+    "signed_in",
+]
+
+
+class TooManyStreams(Exception):
+    """A live stream refused: the user's, or this process's, streams are all in use."""
+
+
+class LiveStreams:
+    """How many live feeds are open, per user and in this process (thread-safe); bounded by both limits."""
+
+    def __init__(self, *, per_user: int = 3, total: int = 100) -> None:
+        self.per_user = per_user
+        self.total = total
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    def open(self, user_id: str) -> None:
+        with self._lock:
+            mine = self._open.get(user_id, 0)
+            if mine >= self.per_user:
+                raise TooManyStreams(f"{user_id} has {mine} live feeds open already (at most {self.per_user})")
+            if sum(self._open.values()) >= self.total:
+                raise TooManyStreams(f"this server has {self.total} live feeds open, its limit: try again later")
+            self._open[user_id] = mine + 1
+
+    def close(self, user_id: str) -> None:
+        with self._lock:
+            left = self._open.get(user_id, 0) - 1
+            if left > 0:
+                self._open[user_id] = left
+            else:
+                self._open.pop(user_id, None)
+
+    def count(self, user_id: str | None = None) -> int:
+        with self._lock:
+            return self._open.get(user_id, 0) if user_id is not None else sum(self._open.values())
 
 
 @dataclass(frozen=True)
@@ -34,6 +82,9 @@ class ApiContext:
     clock: Callable[[], datetime]
     token_ttl: timedelta = timedelta(hours=12)
     feed_poll_s: float = 0.2
+    feed_replay_max: int = 1000  # history rows a reconnecting live feed is replayed at most
+    streams: LiveStreams = field(default_factory=LiveStreams)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set when the process stops: feeds end
     media_dir: Path = Path("run/media")
     media_max_bytes: int = 5 * 1024 * 1024
     pass_key: Ed25519PrivateKey | None = None
@@ -64,7 +115,10 @@ SessionDep = Annotated[Session, Depends(_session)]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def _current_user(ctx: CtxDep, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]) -> User:
+TokenDep = Annotated[str | None, Depends(_bearer)]
+
+
+def _user_or_401(session: Session, ctx: ApiContext, token: str | None) -> User:
     if not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "sign in first: POST /api/v1/auth/token", {"WWW-Authenticate": "Bearer"}
@@ -75,6 +129,19 @@ def _current_user(ctx: CtxDep, session: SessionDep, token: Annotated[str | None,
             status.HTTP_401_UNAUTHORIZED, "the token is unknown or expired", {"WWW-Authenticate": "Bearer"}
         )
     return user
+
+
+def _current_user(ctx: CtxDep, session: SessionDep, token: TokenDep) -> User:
+    return _user_or_401(session, ctx, token)
+
+
+def signed_in(ctx: ApiContext, token: str | None) -> User:
+    """The token's user from a session of its own, closed before this returns (for a response that outlives the
+    request's dependencies, such as a stream): the user comes back detached, its columns loaded."""
+    with ctx.sessions() as session:
+        user = _user_or_401(session, ctx, token)
+        session.expunge(user)
+        return user
 
 
 CurrentUser = Annotated[User, Depends(_current_user)]
