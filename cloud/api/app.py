@@ -8,6 +8,7 @@ import sc
 from cloud.web.pages import mount_web
 
 from .deps import ApiContext
+from .docs import add_docs, add_security_headers
 from .routes import auth, devices, garages, gates, live, open311, passes, residents, site, stats, workorders
 
 __all__ = ["create_api"]
@@ -24,12 +25,20 @@ resident, admin. A role that may not do something gets 403; bad input gets 422 w
 
 
 def create_api(ctx: ApiContext) -> FastAPI:
-    api = FastAPI(title="Smart-community cloud API", version=sc.__version__, description=DESCRIPTION)
+    api = FastAPI(
+        title="Smart-community cloud API",
+        version=sc.__version__,
+        description=DESCRIPTION,
+        docs_url=None,  # served from the project's own files: add_docs
+        redoc_url=None,
+    )
     api.state.ctx = ctx
     for module in (auth, workorders, devices, stats, open311, live, passes, residents, gates, site, garages):
         api.include_router(module.router)
     api.include_router(open311.media_router)
     mount_web(api)  # the control-room page at / (cloud/web)
+    add_docs(api)
+    add_security_headers(api)
 
     @api.get("/health", tags=["health"], summary="Liveness (no sign-in)")
     def health() -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, ViewportSize, expect, sync_playwright
 
 from firmware_sim.scenario import Step
 from harness import wait_until
@@ -68,12 +68,72 @@ def browser() -> Iterator[Browser]:
 def sign_in(browser: Browser, base: str, user: str, *, viewport: ViewportSize, lang: str = "en") -> Page:
     page = browser.new_context(viewport=viewport, locale="zh-CN" if lang == "zh" else "en-US").new_page()
     page.on("pageerror", lambda exc: pytest.fail(f"script error on {page.url}: {exc}"))
+    page.on("console", lambda msg: _no_csp_violation(page, msg))
     page.goto(f"{base}/ui/login?lang={lang}")
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/ui/login" not in url)
     return page
+
+
+#: what the pages may try to fetch from elsewhere and are refused, as they should be: ReDoc's "powered by" logo
+#: (a site without internet could not show it anyway)
+ELSEWHERE = ("https://cdn.redoc.ly/",)
+#: what the Content-Security-Policy refused during the current test (checked after each test: raising inside a
+#: Playwright callback would end the browser connection rather than fail the test)
+CSP_VIOLATIONS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations() -> Iterator[None]:
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == [], "the pages' Content-Security-Policy refused something they need"
+
+
+def _no_csp_violation(page: Page, msg: ConsoleMessage) -> None:
+    """The pages run under the API's Content-Security-Policy: anything it refused is a bug of the page."""
+    if msg.type == "error" and "Content Security Policy" in msg.text and not any(x in msg.text for x in ELSEWHERE):
+        CSP_VIOLATIONS.append(f"{page.url}: {msg.text}")
+
+
+def offline(page: Page, base: str) -> list[str]:
+    """Cut the page off from everything but ``base`` (a site without internet); returns what it tried to reach."""
+    tried: list[str] = []
+
+    def route(r: Route) -> None:
+        if r.request.url.startswith(base):
+            r.continue_()
+        else:
+            tried.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return tried
+
+
+def test_the_api_docs_render_without_internet_and_every_page_sends_security_headers(
+    demo: DemoStack, browser: Browser
+) -> None:
+    base = demo.api_url
+    page = browser.new_context(viewport=DESK).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: _no_csp_violation(page, msg))
+    tried = offline(page, base)
+    page.goto(f"{base}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Smart-community cloud API", timeout=20_000)
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    page.goto(f"{base}/redoc")
+    expect(page.locator("redoc h1").first).to_contain_text("Smart-community cloud API", timeout=20_000)
+    assert errors == [] and tried == []
+    with httpx.Client(base_url=base, timeout=10) as c:
+        for path in ("/docs", "/ui/login", "/api/v1/work-orders", "/openapi.json", "/ui/static/app.js"):
+            h = c.get(path).headers
+            assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY", path
+            csp = h["content-security-policy"]
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
 
 
 def shot(page: Page, name: str) -> None:

@@ -2,7 +2,8 @@
 // Each view's own script (wall.js, orders.js, ...) builds on window.SC.
 "use strict";
 (function () {
-  const SC = window.SC;
+  // the page's settings come as a JSON data block (no inline script runs under the Content-Security-Policy)
+  const SC = (window.SC = JSON.parse(document.getElementById("sc-config").textContent));
   const TOKEN = "sc_token", USER = "sc_user", SOUND = "sc_sound";
 
   // may the signed-in user take ``action`` on ``order`` now? (the state machine's rules; the API checks again)
