@@ -10,6 +10,7 @@ from cloud.web.pages import mount_web
 from .deps import ApiContext
 from .docs import add_docs, add_security_headers
 from .routes import auth, devices, garages, gates, live, open311, passes, residents, site, stats, workorders
+from .scope import Scopes
 
 __all__ = ["create_api"]
 
@@ -33,6 +34,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     api.state.ctx = ctx
+    api.state.scopes = Scopes(ctx.site)  # who sees which part of the community (cloud/api/scope.py)
     for module in (auth, workorders, devices, stats, open311, live, passes, residents, gates, site, garages):
         api.include_router(module.router)
     api.include_router(open311.media_router)

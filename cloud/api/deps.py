@@ -24,12 +24,15 @@ from cloud.workorders.routing import Router
 from cloud.workorders.states import Role
 from sc.config.schema import DepartmentKind, SiteConfig
 
+from .scope import Scopes
+
 __all__ = [
     "ApiContext",
     "CtxDep",
     "CurrentUser",
     "GateStaff",
     "LiveStreams",
+    "ScopesDep",
     "SessionDep",
     "TokenDep",
     "TooManyStreams",
@@ -103,6 +106,14 @@ def _ctx(request: Request) -> ApiContext:
 
 
 CtxDep = Annotated[ApiContext, Depends(_ctx)]
+
+
+def _scopes(request: Request) -> Scopes:
+    scopes: Scopes = request.app.state.scopes
+    return scopes
+
+
+ScopesDep = Annotated[Scopes, Depends(_scopes)]
 
 
 def _session(ctx: CtxDep) -> Iterator[Session]:

@@ -925,6 +925,23 @@ class SiteConfig(_Config):
                 for j, item in enumerate(getattr(garage, section)):
                     yield item.id, garage.gateway, ("garages", i, section, j, "id")
 
+    def device_locations(self) -> dict[str, str]:
+        """Id of every topic device (see :meth:`topic_devices`) -> the grid-tree location it is at (a garage's
+        parts are at their garage's)."""
+        out: dict[str, str] = {}
+        for gw in self.gateways:
+            out.setdefault(gw.id, gw.location)
+            for dev in gw.devices:
+                out.setdefault(dev.id, dev.location)
+        for gate in self.gates:
+            out.setdefault(gate.id, gate.location)
+        for garage in self.garages:
+            out.setdefault(garage.id, garage.location)
+            for section in ("controllers", "sensor_modules", "sensors", "lights"):
+                for item in getattr(garage, section):
+                    out.setdefault(item.id, garage.location)
+        return out
+
     def device_owners(self) -> dict[str, str]:
         """Device id -> the id of the gateway that owns it (see :meth:`topic_devices`)."""
         owners: dict[str, str] = {}

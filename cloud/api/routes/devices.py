@@ -11,8 +11,9 @@ from sqlalchemy import select
 from cloud.db.models import DeviceState, EventRow
 from cloud.telemetry.history import HistoryError, HistoryUnavailable
 from cloud.workorders.states import Role
+from sc.contracts.messages import RECORD_KINDS
 
-from ..deps import CtxDep, SessionDep, require
+from ..deps import CtxDep, CurrentUser, ScopesDep, SessionDep, is_gate_staff, require
 from ..schemas import DevicePublic, DeviceReadings, EventPublic
 
 router = APIRouter(prefix="/api/v1", tags=["devices and events"])
@@ -35,11 +36,16 @@ def _public(ctx: CtxDep, row: DeviceState) -> DevicePublic:
 def list_devices(
     ctx: CtxDep,
     session: SessionDep,
+    user: CurrentUser,
+    scopes: ScopesDep,
     gateway: str | None = None,
     online: bool | None = None,
     type_: Annotated[str | None, Query(alias="type", description="smoke, manhole, bin or gateway")] = None,
 ) -> list[DevicePublic]:
-    q = select(DeviceState).order_by(DeviceState.gateway, DeviceState.id)
+    """The devices in your part of the community (docs/security.md: a grid worker's grids, a department's
+    communities; the control room: all)."""
+    q = select(DeviceState).where(scopes.device_filter(user, DeviceState.id))
+    q = q.order_by(DeviceState.gateway, DeviceState.id)
     if gateway is not None:
         q = q.where(DeviceState.gateway == gateway)
     if online is not None:
@@ -51,8 +57,8 @@ def list_devices(
 
 
 @router.get("/devices/{device_id}", response_model=DevicePublic, dependencies=[Staff])
-def get_device(device_id: str, ctx: CtxDep, session: SessionDep) -> DevicePublic:
-    row = session.get(DeviceState, device_id)
+def get_device(device_id: str, ctx: CtxDep, session: SessionDep, user: CurrentUser, scopes: ScopesDep) -> DevicePublic:
+    row = session.get(DeviceState, device_id) if scopes.covers(user, device_id) else None
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r} has reported yet")
     return _public(ctx, row)
@@ -67,6 +73,8 @@ def get_device(device_id: str, ctx: CtxDep, session: SessionDep) -> DevicePublic
 def device_readings(
     device_id: str,
     ctx: CtxDep,
+    user: CurrentUser,
+    scopes: ScopesDep,
     since: Annotated[datetime | None, Query(description="default: 24 h before until")] = None,
     until: Annotated[datetime | None, Query(description="default: now")] = None,
     field: Annotated[list[str] | None, Query(description="only these fields (repeat it); default: all")] = None,
@@ -74,6 +82,8 @@ def device_readings(
 ) -> DeviceReadings:
     """Readings stored in InfluxDB in [since, until): the mean of each numeric field per bucket, the max
     of each flag (alarm, fault, lid_open: 1 when set at any time in the bucket). No readings: no series."""
+    if not scopes.covers(user, device_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r} in your part of the community")
     if ctx.telemetry is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -99,13 +109,21 @@ def device_readings(
 
 @router.get("/events", response_model=list[EventPublic], dependencies=[Staff], summary="Events, newest first")
 def list_events(
+    ctx: CtxDep,
     session: SessionDep,
+    user: CurrentUser,
+    scopes: ScopesDep,
     device: str | None = None,
     kind: str | None = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[EventPublic]:
-    q = select(EventRow).order_by(EventRow.received_at.desc()).limit(limit)
+    """Events of the devices in your part of the community; who entered a gate (entry, entry_refused) only for
+    gate staff (the control room and the property company's people: /entries is theirs)."""
+    q = select(EventRow).where(scopes.device_filter(user, EventRow.device))
+    if not is_gate_staff(ctx.site, user):
+        q = q.where(EventRow.kind.not_in(sorted(k.value for k in RECORD_KINDS)))
+    q = q.order_by(EventRow.received_at.desc()).limit(limit)
     if device is not None:
         q = q.where(EventRow.device == device)
     if kind is not None:
