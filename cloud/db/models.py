@@ -162,7 +162,7 @@ class WorkOrder(Base):
     last_event_id: Mapped[str | None] = mapped_column(String(64))
     last_reading: Mapped[dict[str, Any] | None]
     cleared_at: Mapped[datetime | None] = mapped_column(doc="the device said the condition ended")
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(index=True, doc="when it was opened (what the figures select by)")
     updated_at: Mapped[datetime]
     respond_by: Mapped[datetime]
     resolve_by: Mapped[datetime]

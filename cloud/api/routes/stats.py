@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from cloud.workorders.queries import MAX_STATS_DAYS
 from cloud.workorders.queries import stats as compute
 from cloud.workorders.states import Role
 
@@ -37,5 +38,10 @@ def get_stats(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since and until need a time zone, e.g. ...Z")
     if since >= until:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    if until - since > timedelta(days=MAX_STATS_DAYS):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"at most {MAX_STATS_DAYS} days at once (asked for {(until - since).days}): split the period",
+        )
     rows = compute(session, site=ctx.site, since=since, until=until, by=by, user=user)
     return [GroupStats.model_validate(r) for r in rows]
