@@ -177,6 +177,13 @@ def test_an_alarm_is_worked_through_to_a_rated_close(stack: Stack) -> None:
         r = c.get("/api/v1/stats", params={"by": "department"})
         assert r.status_code == 200
         [fig] = r.json()
+        # the period is bounded: its cost grows with the orders in it
+        long = {"since": "2020-01-01T00:00:00Z", "until": "2021-06-01T00:00:00Z"}
+        r2 = c.get("/api/v1/stats", params=long)
+        assert (r2.status_code, r2.json()["detail"]) == (
+            422,
+            "at most 400 days at once (asked for 517): split the period",
+        )
     assert fig == {
         "key": "fire", "orders": 1, "responded": 1, "resolved": 1, "closed": 1, "avg_response_min": 1.0,
         "avg_resolution_min": 3.0, "response_deadline_met_pct": 100.0, "resolution_deadline_met_pct": 100.0,
