@@ -182,6 +182,7 @@ class CloudApp:
 
         from .api.app import create_api
         from .api.deps import ApiContext, LiveStreams
+        from .api.ratelimit import SignInLimits
 
         ctx = ApiContext(
             site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
@@ -189,6 +190,10 @@ class CloudApp:
             gates=self.gate_link, door_open_timeout_s=s.door_open_timeout_s, telemetry=self._history(s),
             garages=self.garage_view, feed_replay_max=s.live_replay_max,
             streams=LiveStreams(per_user=s.live_streams_per_user, total=s.live_streams_max),
+            scrypt_n=s.password_scrypt_n,
+            signin_limits=SignInLimits(
+                failures=s.signin_failures, attempts=s.signin_attempts, window_s=s.signin_window_s
+            ),
         )  # fmt: skip
         self.api_ctx = ctx
         self.api_port = s.api_port or free_port()
@@ -262,6 +267,7 @@ class CloudApp:
         log.info("cloud instance %s stopping", self.settings.instance)
         if self.api_ctx is not None:
             self.api_ctx.stopping.set()  # live feeds end at their next poll
+            self.api_ctx.hasher.shutdown(wait=False, cancel_futures=True)
         if self._api_server is not None:
             self._api_server.should_exit = True
             self._api_thread.join(10)

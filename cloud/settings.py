@@ -7,7 +7,7 @@ else these defaults (which suit the demo on one machine). The site config
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["CloudSettings"]
@@ -55,6 +55,25 @@ class CloudSettings(BaseSettings):
     door_open_timeout_s: float = Field(
         default=5.0, gt=0, le=60, description="how long a remote open waits for the gate"
     )
+    password_scrypt_n: int = Field(
+        default=2**17,
+        ge=2**10,
+        le=2**20,
+        description="scrypt's N for password hashes (a power of two; 2**17 is OWASP's; older hashes are made anew "
+        "at the next sign-in)",
+    )
+    @field_validator("password_scrypt_n")
+    @classmethod
+    def _power_of_two(cls, n: int) -> int:
+        if n & (n - 1):
+            raise ValueError(f"scrypt's N must be a power of two (got {n})")
+        return n
+
+    signin_failures: int = Field(
+        default=5, ge=1, description="wrong passwords per account in signin_window_s before it must wait (429)"
+    )
+    signin_attempts: int = Field(default=60, ge=1, description="sign-ins per client address in signin_window_s")
+    signin_window_s: float = Field(default=300.0, gt=0, description="the sign-in limits' window, seconds")
     live_streams_per_user: int = Field(default=3, ge=1, le=100, description="live feeds one user may hold open")
     live_streams_max: int = Field(default=100, ge=1, description="live feeds one API process holds open at most")
     live_replay_max: int = Field(

@@ -305,6 +305,26 @@ def cloud_run(
     raise typer.Exit(code)
 
 
+@cloud_app.command("deactivate")
+def cloud_deactivate(
+    user_id: Annotated[str, typer.Argument(help="the sign-in name")],
+    database_url: DbUrl = None,
+) -> None:
+    """Stop a person from using the API: they cannot sign in, and every token of theirs is revoked."""
+    from cloud.db.engine import make_engine, make_sessions, require_current
+    from cloud.users import deactivate_user
+
+    settings = _cloud_settings(database_url=database_url)
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    with make_sessions(engine).begin() as s:
+        found = deactivate_user(s, user_id=user_id)
+    if not found:
+        typer.echo(f"no user {user_id!r}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"deactivated {user_id!r}: signed out everywhere")
+
+
 @cloud_app.command("user")
 def cloud_user(
     user_id: Annotated[str, typer.Argument(help="sign-in name; for grid workers their worker id in the site config")],

@@ -417,6 +417,9 @@ def garage_site(tmp: Path, *, failsafe_s: float | None = None) -> Site:
 # --------------------------------------------------------------------------- the cloud's API in tests
 
 API_PASSWORD = "correct horse battery"
+#: the tests' users get a cheap password hash (each test creates several); sign-in makes it anew at today's cost,
+#: as for any user whose hash is older than the current parameters
+TEST_SCRYPT_N = 2**10
 
 
 def api_settings(db: Any, tmp: Path, **extra: Any) -> Any:
@@ -432,6 +435,7 @@ def api_settings(db: Any, tmp: Path, **extra: Any) -> Any:
             "media_dir": str(tmp / "media"),
             "pass_key_file": str(tmp / "keys" / "pass.pem"),
             "command_key_file": str(tmp / "keys" / "commands.pem"),
+            "password_scrypt_n": TEST_SCRYPT_N,
             **extra,
         }
     )
@@ -448,7 +452,7 @@ def add_api_users(db: Any, users: dict[str, tuple[Any, str | None, str | None]],
         for uid, (role, dept, loc) in users.items():
             create_user(
                 s, user_id=uid, name=uid, role=role, password=API_PASSWORD, now=now or datetime.now(UTC),
-                department=dept, location=loc,
+                department=dept, location=loc, scrypt_n=TEST_SCRYPT_N,
             )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,11 +20,12 @@ from cloud.garages.view import GarageView
 from cloud.gates.enrolment import Enroller
 from cloud.gates.sync import GateLink
 from cloud.telemetry.history import TelemetryHistory
-from cloud.users import user_for_token
+from cloud.users import SCRYPT_N, user_for_token
 from cloud.workorders.routing import Router
 from cloud.workorders.states import Role
 from sc.config.schema import DepartmentKind, SiteConfig
 
+from .ratelimit import SignInLimits
 from .scope import Scopes
 
 __all__ = [
@@ -88,6 +90,11 @@ class ApiContext:
     feed_replay_max: int = 1000  # history rows a reconnecting live feed is replayed at most
     streams: LiveStreams = field(default_factory=LiveStreams)
     stopping: threading.Event = field(default_factory=threading.Event)  # set when the process stops: feeds end
+    signin_limits: SignInLimits = field(default_factory=SignInLimits)
+    scrypt_n: int = SCRYPT_N  # the password hashes' cost (CloudSettings.password_scrypt_n)
+    # passwords are checked here, not on the request threads (scrypt is slow on purpose); at most 32 wait
+    hasher: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="password"))
+    hashing: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(32))
     media_dir: Path = Path("run/media")
     media_max_bytes: int = 5 * 1024 * 1024
     pass_key: Ed25519PrivateKey | None = None

@@ -21,6 +21,7 @@ __all__ = [
     "HistoryPublic",
     "ReadingSeries",
     "ResidentPublic",
+    "SignedOut",
     "SiteNode",
     "SitePublic",
     "SiteRef",
@@ -158,6 +159,11 @@ class ActionRequest(BaseModel):
     department: str | None = Field(default=None, description="dispatch: the department id")
     rating: int | None = Field(default=None, ge=1, le=5, description="close: 1-5")
     comment: str | None = Field(default=None, max_length=2000)
+
+
+class SignedOut(BaseModel):
+    user: str
+    tokens: int = Field(description="how many tokens were revoked")
 
 
 class GroupStats(BaseModel):

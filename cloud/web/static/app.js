@@ -14,7 +14,14 @@
   };
   SC.t = (key) => SC.labels[key] ?? key.split(".").pop().replaceAll("_", " ");
   SC.user = () => JSON.parse(localStorage.getItem(USER) || "null");
-  SC.signOut = () => {
+  // the sign-out button also revokes the token in the cloud (a 401 only forgets it here: it is already invalid)
+  SC.signOut = async (clicked) => {
+    const tok = localStorage.getItem(TOKEN);
+    if (tok && clicked) {
+      try {
+        await fetch("/api/v1/auth/signout", { method: "POST", headers: { Authorization: "Bearer " + tok } });
+      } catch (e) { /* offline: the token expires on its own */ }
+    }
     localStorage.removeItem(TOKEN);
     localStorage.removeItem(USER);
     location.href = "/ui/login?next=" + encodeURIComponent(location.pathname);
