@@ -62,6 +62,7 @@ class CloudSettings(BaseSettings):
         description="scrypt's N for password hashes (a power of two; 2**17 is OWASP's; older hashes are made anew "
         "at the next sign-in)",
     )
+
     @field_validator("password_scrypt_n")
     @classmethod
     def _power_of_two(cls, n: int) -> int:
