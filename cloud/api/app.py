@@ -9,6 +9,7 @@ from cloud.web.pages import mount_web
 
 from .deps import ApiContext
 from .docs import add_docs, add_security_headers
+from .limits import BodyLimit, max_request_bytes
 from .routes import auth, devices, garages, gates, live, open311, passes, residents, site, stats, workorders
 from .scope import Scopes
 
@@ -41,6 +42,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     mount_web(api)  # the control-room page at / (cloud/web)
     add_docs(api)
     add_security_headers(api)
+    api.add_middleware(BodyLimit, max_bytes=max_request_bytes(ctx.media_max_bytes))  # before a body is read
 
     @api.get("/health", tags=["health"], summary="Liveness (no sign-in)")
     def health() -> dict[str, str]:

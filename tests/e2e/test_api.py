@@ -4,6 +4,7 @@ supervision figures, escalation with a controlled clock, and the live feed."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -261,8 +262,13 @@ def test_a_report_can_carry_a_photo(stack: Stack) -> None:
     from PIL import Image
 
     buf = BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="JPEG")
+    exif = Image.Exif()
+    exif[0x9003] = "2026:12:02 08:00:00"  # DateTimeOriginal
+    exif[0xA431] = "CAMERA-SERIAL-12345"  # BodySerialNumber
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="JPEG", exif=exif)
     photo = buf.getvalue()
+    assert b"CAMERA-SERIAL-12345" in photo
+    media = stack.tmp / "media"
     with stack.client("r-1") as c:
         r = c.post(
             "/open311/v2/requests.json",
@@ -274,15 +280,42 @@ def test_a_report_can_carry_a_photo(stack: Stack) -> None:
         [req] = c.get(f"/open311/v2/requests/{rid}.json").json()
         assert req["media_url"].startswith("/media/") and req["media_url"].endswith(".jpg")
         got = c.get(req["media_url"])
-        assert got.status_code == 200 and got.content == photo and got.headers["content-type"] == "image/jpeg"
+        assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+        # the pixels are kept, re-encoded; the metadata (a camera's serial, a phone's GPS position) is not
+        assert got.content.startswith(b"\xff\xd8") and b"CAMERA-SERIAL-12345" not in got.content
+        assert Image.open(BytesIO(got.content)).size == (64, 48)
+        assert len(list(media.iterdir())) == 1
         bad = c.post(
             "/open311/v2/requests.json",
             data={"service_code": "stairwell.clutter", "address_id": "b1-u1"},
             files={"media": ("x.jpg", b"not a photo", "image/jpeg")},
         )
         assert bad.status_code == 400 and bad.json() == [
-            {"code": 400, "description": "media must be a JPEG or PNG photo"}
+            {"code": 400, "description": "media is not an image (send a JPEG or PNG photo)"}
         ]
+        # a valid photo with a report that is refused leaves no file behind
+        refused = c.post(
+            "/open311/v2/requests.json",
+            data={"service_code": "no.such_service", "address_id": "b1-u1"},
+            files={"media": ("clutter.jpg", photo, "image/jpeg")},
+        )
+        assert refused.status_code == 400
+        assert len(list(media.iterdir())) == 1
+        # a request over the size limit is refused from its header, before its body is read (30 MB announced,
+        # 100 bytes sent: the answer comes at once)
+        host, port = stack.base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(
+                b"POST /open311/v2/requests.json HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                b"boundary=x\r\nContent-Length: 31457280\r\n\r\n" + b"x" * 100
+            )
+            answer = b""
+            while b"limit" not in answer and len(answer) < 8192:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413 ") and b"31457280 bytes, over the 27262976-byte limit" in answer
     with stack.client(None) as c:
         assert c.get(req["media_url"]).status_code == 401
 

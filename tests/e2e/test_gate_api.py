@@ -337,7 +337,13 @@ def test_a_command_the_gate_misses_or_refuses_is_sent_again_until_it_is_applied(
 
 def test_enrolment_refuses_bad_photos_and_wrong_roles_and_keeps_nothing(stack: Stack) -> None:
     blank = cv2.imencode(".jpg", np.full((400, 300, 3), 200, np.uint8))[1].tobytes()
+    sof = blank.index(b"\xff\xc0")  # a small file whose header declares 30,000 x 30,000 pixels (3 GB decoded)
+    bomb = blank[: sof + 5] + (30_000).to_bytes(2, "big") * 2 + blank[sof + 9 :]
     cases = [
+        (
+            [("bomb.jpg", bomb, "image/jpeg")],
+            "photo 1 (bomb.jpg) has 30000 x 30000 pixels, more than 50 million: send a smaller photo",
+        ),
         ([("wall.jpg", blank, "image/jpeg")], "photo 1 (wall.jpg): no face found in the photo"),
         ([photo("obama"), photo("t1-0")], "photo 2 (t1.jpg): 6 faces in the photo: use a photo of the resident alone"),
         ([("notes.txt", b"hello", "text/plain")], "photo 1 (notes.txt) is not an image (send a JPEG or PNG photo)"),

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloud.db.models import WorkOrder
+from cloud.media import MediaError, clean_jpeg
 from cloud.workorders.catalogue import SERVICES
 from cloud.workorders.queries import visible
 from cloud.workorders.routing import RoutingError
@@ -25,6 +26,9 @@ from cloud.workorders.states import BadRequest, Role, Status
 from cloud.workorders.store import create_report
 
 from ..deps import CtxDep, CurrentUser, SessionDep, require
+
+#: Reports with a photo one user may file in a day (the photos share the disk with the database).
+PHOTOS_PER_DAY = 20
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 
@@ -126,16 +130,23 @@ def create_request(
     media_url: Annotated[str | None, Form(max_length=2000)] = None,
     media: Annotated[UploadFile | None, File(description="a photo (JPEG or PNG, at most 5 MB)")] = None,
 ) -> list[RequestCreated] | JSONResponse:
+    photo: bytes | None = None
+    name = ""
     if media is not None and media.filename:
-        data = media.file.read(ctx.media_max_bytes + 1)
-        kind = _image_kind(data)
-        if kind is None:
-            return _error(400, "media must be a JPEG or PNG photo")
-        if len(data) > ctx.media_max_bytes:
-            return _error(400, f"media is larger than {ctx.media_max_bytes // (1024 * 1024)} MB")
-        name = f"{secrets.token_hex(16)}.{kind}"
-        ctx.media_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.media_dir / name).write_bytes(data)
+        try:  # checked (bytes, then pixels from the header) before it is decoded; kept without its EXIF
+            photo = clean_jpeg(media.file.read(ctx.media_max_bytes + 1), what="media", max_bytes=ctx.media_max_bytes)
+        except MediaError as exc:
+            return _error(400, str(exc))
+        recent = session.execute(
+            select(func.count()).where(
+                WorkOrder.reporter == user.id,
+                WorkOrder.media_url.is_not(None),
+                WorkOrder.created_at >= ctx.clock() - timedelta(days=1),
+            )
+        ).scalar_one()
+        if recent >= PHOTOS_PER_DAY:
+            return _error(429, f"at most {PHOTOS_PER_DAY} reports with a photo a day: send this one without")
+        name = f"{secrets.token_hex(16)}.jpg"
         media_url = f"/media/{name}"
     try:
         order = create_report(
@@ -145,17 +156,17 @@ def create_request(
     except (BadRequest, RoutingError) as exc:
         session.rollback()
         return _error(400, str(exc))
-    session.commit()
+    if photo is not None:  # written only once the report is valid: a refused request leaves nothing
+        ctx.media_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.media_dir / name).write_bytes(photo)
+    try:
+        session.commit()
+    except Exception:
+        if photo is not None:
+            (ctx.media_dir / name).unlink(missing_ok=True)
+        raise
     notice = f"routed to {order.department}; first response by {order.respond_by:%Y-%m-%d %H:%M} UTC"
     return [RequestCreated(service_request_id=str(order.id), service_notice=notice, account_id=user.id)]
-
-
-def _image_kind(data: bytes) -> str | None:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    return None
 
 
 media_router = APIRouter(tags=["Open311 GeoReport v2"])

@@ -18,6 +18,7 @@ from cloud.gates.store import (
     enrol_resident,
     list_residents,
 )
+from cloud.media import MediaError, checked_image
 from cloud.workorders.routing import RoutingError
 
 from ..deps import CtxDep, GateStaff, SessionDep
@@ -52,14 +53,18 @@ def enrol(
             ctx.router.chain(location)
         except RoutingError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    if not 1 <= len(photos) <= MAX_PHOTOS:  # counted before any photo is read
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"send 1 to {MAX_PHOTOS} photos of the resident (got {len(photos)})"
+        )
     images: list[tuple[str, bytes]] = []
     for i, photo in enumerate(photos, 1):
         data = photo.file.read(ctx.media_max_bytes + 1)  # in memory only: never written anywhere
-        if len(data) > ctx.media_max_bytes:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"photo {i} ({photo.filename}) is larger than {ctx.media_max_bytes // (1024 * 1024)} MB",
-            )
+        what = f"photo {i} ({photo.filename})" if photo.filename else f"photo {i}"
+        try:  # bytes, then pixels from the header: nothing too large is decoded
+            checked_image(data, what=what, max_bytes=ctx.media_max_bytes)
+        except MediaError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         images.append((photo.filename or "", data))
     try:
         vec = ctx.enroller.embedding(images)  # this thread-pool thread, under the engine's lock
