@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -102,10 +102,17 @@ def add_entries(session: Session, *, events: list[Event], snapshots: dict[str, s
 
 
 def list_entries(
-    session: Session, *, gate: str | None = None, since: datetime | None = None, limit: int = 200
+    session: Session,
+    *,
+    gate: str | None = None,
+    since: datetime | None = None,
+    limit: int = 200,
+    gates: Collection[str] | None = None,
 ) -> list[Entry]:
-    """Entries newest first (edge time)."""
+    """Entries newest first (edge time), of ``gates`` only if given."""
     q = select(Entry).order_by(Entry.ts.desc(), Entry.event_id.desc()).limit(limit)
+    if gates is not None:
+        q = q.where(Entry.gate.in_(sorted(gates)))
     if gate is not None:
         q = q.where(Entry.gate == gate)
     if since is not None:
@@ -162,8 +169,13 @@ def delete_resident(session: Session, *, resident_id: str, now: datetime, gates:
     return r
 
 
-def list_residents(session: Session, *, include_deleted: bool = False) -> list[Resident]:
+def list_residents(
+    session: Session, *, include_deleted: bool = False, locations: Collection[str] | None = None
+) -> list[Resident]:
+    """Residents by id; of ``locations`` only if given (a resident with no location is in none)."""
     q = select(Resident).order_by(Resident.id)
+    if locations is not None:
+        q = q.where(Resident.location.in_(sorted(locations)))
     if not include_deleted:
         q = q.where(Resident.deleted_at.is_(None))
     return list(session.execute(q).scalars())

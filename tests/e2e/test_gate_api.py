@@ -65,6 +65,7 @@ USERS = {
     "w-prop": (Role.GRID_WORKER, "property"),  # its engineer: gets the gate alarms
     "fire-1": (Role.DEPARTMENT, "fire"),
     "r-1": (Role.RESIDENT, None),
+    "prop-2": (Role.DEPARTMENT, "property-2"),  # community 2's property company: nothing of c1's gates
 }
 
 
@@ -494,9 +495,40 @@ def test_gate_events_become_entries_and_routed_security_orders_with_their_snapsh
         with stack.client(user) as c:
             assert c.get(t["snapshot_url"]).status_code == 404
             assert c.get("/api/v1/entries").status_code == 403
+    # another community's property company: gate staff, but none of these gates are theirs
+    with stack.client("prop-2") as c:
+        assert c.get("/api/v1/entries").json() == []
+        assert c.get(f"/api/v1/snapshots/{entry.id}.jpg").status_code == 404
     with stack.client("op-1") as c:
         assert c.get(f"/api/v1/snapshots/{bad.id}.jpg").status_code == 404  # kept without its bad snapshot
         assert c.get("/api/v1/snapshots/nothing-like-this.jpg").status_code == 404
         assert c.get("/api/v1/entries", params={"since": "2026-01-01T00:00:00"}).status_code == 422
     with stack.client(None) as c:
         assert c.get(t["snapshot_url"]).status_code == 401
+
+
+def test_a_property_company_enrols_lists_and_removes_only_its_communitys_residents(stack: Stack) -> None:
+    stack.gate.start()
+    wait_online(stack, True)
+    r = enrol(stack, "r-c1", "Barack", [photo("obama")], location="b1-u1")  # the control room, in c1
+    assert r.status_code == 201, r.text
+    with stack.client("prop-2") as c:  # community 2's property company
+        assert c.get("/api/v1/residents").json() == []
+        assert c.get("/api/v1/residents/r-c1").status_code == 404
+        assert c.get("/api/v1/residents/r-c1/sync").status_code == 404
+        gone = c.delete("/api/v1/residents/r-c1")
+        assert (gone.status_code, gone.json()["detail"]) == (404, "no resident 'r-c1' in your communities")
+    for form in ({"location": "b1-u1"}, {}):  # another community's building, or none at all
+        r = enrol(stack, "r-x", "X", [photo("biden")], user="prop-2", **form)
+        assert (r.status_code, r.json()["detail"]) == (
+            403, "prop-2 enrols residents of c2 only: give the building or stairwell (location) they live in there"
+        )  # fmt: skip
+    r = enrol(stack, "r-c2", "Joe", [photo("biden")], user="prop-2", location="b9-u1")
+    assert r.status_code == 201, r.text
+    with stack.client("prop-2") as c:
+        assert [x["id"] for x in c.get("/api/v1/residents").json()] == ["r-c2"]
+    with stack.client("prop-1") as c:  # a property company with no communities listed: the whole site
+        assert [x["id"] for x in c.get("/api/v1/residents").json()] == ["r-c1", "r-c2"]
+    with stack.client("op-1") as c:
+        assert c.get("/api/v1/residents/r-c1").status_code == 200
+    stack.gate.stop()

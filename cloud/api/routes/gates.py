@@ -16,7 +16,7 @@ from cloud.workorders.queries import can_see
 from cloud.workorders.states import Role
 from sc.contracts.commands import CommandName, DoorOpenArgs
 
-from ..deps import CtxDep, CurrentUser, GateStaff, SessionDep, is_gate_staff, require
+from ..deps import CtxDep, CurrentUser, GateStaff, ScopesDep, SessionDep, is_gate_staff, require
 from ..schemas import DoorOpened, EntryPublic
 
 router = APIRouter(prefix="/api/v1", tags=["residents and gates"])
@@ -64,13 +64,15 @@ def _entry(e: Entry) -> EntryPublic:
 def entries(
     session: SessionDep,
     user: GateStaff,
+    scopes: ScopesDep,
     gate: str | None = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[EntryPublic]:
     if since is not None and since.tzinfo is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since needs a time zone, e.g. ...Z")
-    return [_entry(e) for e in list_entries(session, gate=gate, since=since, limit=limit)]
+    mine = scopes.devices(user)  # a property department: its communities' gates only
+    return [_entry(e) for e in list_entries(session, gate=gate, since=since, limit=limit, gates=mine)]
 
 
 @router.get(
@@ -79,12 +81,12 @@ def entries(
     summary="The JPEG a gate event carried (control room and property staff; others: of an order they may see)",
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no snapshot that you may see"}},
 )
-def snapshot(event_id: str, ctx: CtxDep, session: SessionDep, user: CurrentUser) -> FileResponse:
+def snapshot(event_id: str, ctx: CtxDep, session: SessionDep, user: CurrentUser, scopes: ScopesDep) -> FileResponse:
     row = session.get(EventRow, event_id)
     missing = HTTPException(status.HTTP_404_NOT_FOUND, f"no snapshot of event {event_id!r} that you may see")
     if row is None or row.snapshot is None:
         raise missing
-    allowed = is_gate_staff(ctx.site, user) or (
+    allowed = (is_gate_staff(ctx.site, user) and scopes.covers(user, row.device)) or (
         row.work_order_id is not None and can_see(session, ctx.site, user, row.work_order_id) is not None
     )
     if not allowed:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
 from sqlalchemy.exc import IntegrityError
 
-from cloud.db.models import Resident
+from cloud.db.models import Resident, User
 from cloud.gates.enrolment import MAX_PHOTOS, PhotoError, embedding_bytes
 from cloud.gates.store import (
     AlreadyEnrolled,
@@ -21,8 +21,9 @@ from cloud.gates.store import (
 from cloud.media import MediaError, checked_image
 from cloud.workorders.routing import RoutingError
 
-from ..deps import CtxDep, GateStaff, SessionDep
+from ..deps import CtxDep, GateStaff, ScopesDep, SessionDep
 from ..schemas import DeliveryPublic, ResidentPublic
+from ..scope import Scopes
 
 router = APIRouter(prefix="/api/v1/residents", tags=["residents and gates"])
 
@@ -40,6 +41,7 @@ def enrol(
     ctx: CtxDep,
     session: SessionDep,
     user: GateStaff,
+    scopes: ScopesDep,
     resident_id: Annotated[str, Form(alias="id", pattern=RESIDENT_ID, description="the resident's id")],
     name: Annotated[str, Form(min_length=1, max_length=120)],
     photos: Annotated[
@@ -53,6 +55,12 @@ def enrol(
             ctx.router.chain(location)
         except RoutingError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    if not _in_scope(scopes, user, location):  # a property company enrols the residents of its communities
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{user.id} enrols residents of {', '.join(scopes.roots(user) or [])} only: give the building or "
+            "stairwell (location) they live in there",
+        )
     if not 1 <= len(photos) <= MAX_PHOTOS:  # counted before any photo is read
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"send 1 to {MAX_PHOTOS} photos of the resident (got {len(photos)})"
@@ -88,20 +96,29 @@ def enrol(
 
 
 @router.get("", response_model=list[ResidentPublic], summary="Enrolled residents (no embeddings)")
-def list_(session: SessionDep, user: GateStaff, include_deleted: bool = False) -> list[ResidentPublic]:
-    return [ResidentPublic.model_validate(r) for r in list_residents(session, include_deleted=include_deleted)]
+def list_(
+    session: SessionDep, user: GateStaff, scopes: ScopesDep, include_deleted: bool = False
+) -> list[ResidentPublic]:
+    """Residents of your communities (the control room: all)."""
+    rows = list_residents(session, include_deleted=include_deleted, locations=scopes.locations(user))
+    return [ResidentPublic.model_validate(r) for r in rows]
 
 
-def _resident(session: SessionDep, resident_id: str) -> Resident:
+def _in_scope(scopes: Scopes, user: User, location: str | None) -> bool:
+    locs = scopes.locations(user)
+    return locs is None or (location is not None and location in locs)
+
+
+def _resident(session: SessionDep, resident_id: str, scopes: Scopes, user: User) -> Resident:
     r = session.get(Resident, resident_id)
-    if r is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resident {resident_id!r}")
+    if r is None or not _in_scope(scopes, user, r.location):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resident {resident_id!r} in your communities")
     return r
 
 
 @router.get("/{resident_id}", response_model=ResidentPublic, summary="One resident (no embedding)")
-def get(resident_id: str, session: SessionDep, user: GateStaff) -> ResidentPublic:
-    return ResidentPublic.model_validate(_resident(session, resident_id))
+def get(resident_id: str, session: SessionDep, user: GateStaff, scopes: ScopesDep) -> ResidentPublic:
+    return ResidentPublic.model_validate(_resident(session, resident_id, scopes, user))
 
 
 @router.delete(
@@ -109,7 +126,8 @@ def get(resident_id: str, session: SessionDep, user: GateStaff) -> ResidentPubli
     response_model=ResidentPublic,
     summary="Remove a resident: the embedding is deleted here and at every gate (a tombstone version remains)",
 )
-def remove(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff) -> ResidentPublic:
+def remove(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff, scopes: ScopesDep) -> ResidentPublic:
+    _resident(session, resident_id, scopes, user)  # another community's resident: not yours to remove
     try:
         r = delete_resident(session, resident_id=resident_id, now=ctx.clock(), gates=ctx.site.gates)
     except ResidentNotFound as exc:
@@ -126,8 +144,10 @@ def remove(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff) 
     response_model=list[DeliveryPublic],
     summary="Whether each gate has the resident's newest version: pending, acked or error",
 )
-def sync_state(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff) -> list[DeliveryPublic]:
-    _resident(session, resident_id)
+def sync_state(
+    resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff, scopes: ScopesDep
+) -> list[DeliveryPublic]:
+    _resident(session, resident_id, scopes, user)
     online = ctx.gates.online if ctx.gates is not None else {}
     return [
         DeliveryPublic(
