@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cloud.db.engine import dialect_insert
 from cloud.db.models import Entry, GalleryDelivery, Resident
-from sc.config.schema import Gate
+from sc.config.schema import Gate, SiteConfig
 from sc.contracts.messages import Event, EventKind, GatePayload, new_id
 
 __all__ = [
@@ -216,8 +216,35 @@ def plan_deliveries(session: Session, *, resident: Resident, gates: Sequence[Gat
     return planned
 
 
-def reconcile_deliveries(session: Session, *, gates: Sequence[Gate], now: datetime) -> int:
-    """Plan what any gate lacks (a gate added to the config, a change planned by an older version)."""
+#: Which gates a resident's face goes to: (gate, the resident's location) -> whether that gate serves them.
+Serves = Callable[[Gate, str | None], bool]
+
+
+def community_gates(site: SiteConfig) -> Serves:
+    """The gates of the resident's own community (a resident with no location, or a gate outside any
+    community, at street level: every gate): a face opens its own community's doors, not the neighbours'."""
+    communities = site.street.communities
+    # a location's key path starts ("street", "communities", <index>, ...) when it is in a community
+    community = {loc: communities[int(path[2])].id for loc, path in site.locations() if len(path) > 2}
+
+    def serves(gate: Gate, location: str | None) -> bool:
+        if location is None:
+            return True
+        gc, rc = community.get(gate.location), community.get(location)
+        return gc is None or rc is None or gc == rc
+
+    return serves
+
+
+def gates_for(resident: Resident, gates: Sequence[Gate], serves: Serves | None) -> list[Gate]:
+    return [g for g in gates if serves is None or serves(g, resident.location)]
+
+
+def reconcile_deliveries(
+    session: Session, *, gates: Sequence[Gate], now: datetime, serves: Serves | None = None
+) -> int:
+    """Plan what any gate lacks (a gate added to the config, a change planned by an older version), to the gates
+    that serve each resident (``serves``; default: all)."""
     stale: set[str] = set()
     for g in gates:
         d = GalleryDelivery
@@ -236,7 +263,7 @@ def reconcile_deliveries(session: Session, *, gates: Sequence[Gate], now: dateti
     for rid in sorted(stale):
         r = session.get(Resident, rid)
         if r is not None:
-            planned += plan_deliveries(session, resident=r, gates=gates, now=now)
+            planned += plan_deliveries(session, resident=r, gates=gates_for(r, gates, serves), now=now)
     return planned
 
 

@@ -70,7 +70,9 @@ from sc.supervise import Parts, supervised_thread
 
 from .store import (
     Op,
+    community_gates,
     due_deliveries,
+    gates_for,
     in_flight,
     mark_acked,
     mark_sent,
@@ -144,6 +146,7 @@ class GateLink:
         self.retry_max_s = retry_max_s
         self.clock = clock
         self.gates = {g.id: g for g in site.gates}
+        self.serves = community_gates(site)  # a face goes to its own community's gates only
         self.gateways = sorted({g.gateway for g in site.gates})  # gallery sync: the gates' gateways
         self.gates_gateways = frozenset(self.gateways)
         self.garage_gateways = sorted({g.gateway for g in site.garages})
@@ -320,7 +323,7 @@ class GateLink:
                         log.info("gate link: gateway %s is back online: %d deliveries due now", item, n)
             reconcile = time.monotonic() - self._last_reconcile > RECONCILE_S
             if reconcile:
-                planned = reconcile_deliveries(s, gates=gates, now=now)
+                planned = reconcile_deliveries(s, gates=gates, now=now, serves=self.serves)
                 if planned:
                     log.info("gate link: planned %d gallery deliveries the gates were missing", planned)
         self._held.clear()
@@ -341,7 +344,7 @@ class GateLink:
             ]
             for d, r in due:
                 if r.version != d.version:  # changed again since it was planned: plan the newest instead
-                    plan_deliveries(s, resident=r, gates=gates, now=now)
+                    plan_deliveries(s, resident=r, gates=gates_for(r, gates, self.serves), now=now)
                     if r.version != d.version:
                         continue
                 if d.op == Op.PUT.value and r.embedding is not None:

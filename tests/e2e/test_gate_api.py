@@ -525,6 +525,11 @@ def test_a_property_company_enrols_lists_and_removes_only_its_communitys_residen
         )  # fmt: skip
     r = enrol(stack, "r-c2", "Joe", [photo("biden")], user="prop-2", location="b9-u1")
     assert r.status_code == 201, r.text
+    # a face goes to its own community's gates only: north and south are c1's, so Joe's goes nowhere
+    assert wait_until(lambda: stack.sync("r-c1") == {"north": ("put", "acked", 1), "south": ("put", "acked", 1)}, 20)
+    assert stack.sync("r-c2") == {}
+    puts = stack.gate.commands(CommandName.GALLERY_PUT)
+    assert sorted(c.args.resident for c in puts if isinstance(c.args, GalleryPutArgs)) == ["r-c1", "r-c1"]
     with stack.client("prop-2") as c:
         assert [x["id"] for x in c.get("/api/v1/residents").json()] == ["r-c2"]
     with stack.client("prop-1") as c:  # a property company with no communities listed: the whole site

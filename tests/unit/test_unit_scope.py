@@ -54,3 +54,16 @@ def test_a_grid_worker_sees_their_grids(scopes: Scopes) -> None:
 
 def test_a_resident_sees_no_devices(scopes: Scopes) -> None:
     assert scopes.devices(user("r", Role.RESIDENT)) == frozenset()
+
+
+def test_a_face_goes_to_its_own_communitys_gates() -> None:
+    from cloud.gates.store import community_gates
+
+    site = load_site_config(EXAMPLE).site
+    serves = community_gates(site)
+    gates = {g.id: g for g in site.gates}
+    heping = [g for g in gates if serves(gates[g], "hp-b1-u1")]
+    anle = [g for g in gates if serves(gates[g], "al-b1-u1")]
+    assert heping == ["heping-north", "heping-south"] and anle == []
+    assert [g for g in gates if serves(gates[g], None)] == ["heping-north", "heping-south"]  # no location: all
+    assert [g for g in gates if serves(gates[g], "xinhua")] == ["heping-north", "heping-south"]  # the street

@@ -12,6 +12,7 @@ from cloud.gates.enrolment import MAX_PHOTOS, PhotoError, embedding_bytes
 from cloud.gates.store import (
     AlreadyEnrolled,
     ResidentNotFound,
+    community_gates,
     delete_resident,
     deliveries_of,
     delivery_state,
@@ -20,8 +21,9 @@ from cloud.gates.store import (
 )
 from cloud.media import MediaError, checked_image
 from cloud.workorders.routing import RoutingError
+from sc.config.schema import Gate
 
-from ..deps import CtxDep, GateStaff, ScopesDep, SessionDep
+from ..deps import ApiContext, CtxDep, GateStaff, ScopesDep, SessionDep
 from ..schemas import DeliveryPublic, ResidentPublic
 from ..scope import Scopes
 
@@ -83,7 +85,7 @@ def enrol(
     try:
         r = enrol_resident(
             session, resident_id=resident_id, name=name, embedding=embedding_bytes(vec), photos=len(photos),
-            by=user.id, now=ctx.clock(), gates=ctx.site.gates, unit=unit, location=location,
+            by=user.id, now=ctx.clock(), gates=serving(ctx, location), unit=unit, location=location,
         )  # fmt: skip
         session.commit()
     except (AlreadyEnrolled, IntegrityError) as exc:
@@ -102,6 +104,12 @@ def list_(
     """Residents of your communities (the control room: all)."""
     rows = list_residents(session, include_deleted=include_deleted, locations=scopes.locations(user))
     return [ResidentPublic.model_validate(r) for r in rows]
+
+
+def serving(ctx: ApiContext, location: str | None) -> list[Gate]:
+    """The gates a resident living at ``location`` goes to: their own community's (cloud/gates/store.py)."""
+    serves = community_gates(ctx.site)
+    return [g for g in ctx.site.gates if serves(g, location)]
 
 
 def _in_scope(scopes: Scopes, user: User, location: str | None) -> bool:
@@ -129,7 +137,9 @@ def get(resident_id: str, session: SessionDep, user: GateStaff, scopes: ScopesDe
 def remove(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff, scopes: ScopesDep) -> ResidentPublic:
     _resident(session, resident_id, scopes, user)  # another community's resident: not yours to remove
     try:
-        r = delete_resident(session, resident_id=resident_id, now=ctx.clock(), gates=ctx.site.gates)
+        r = delete_resident(
+            session, resident_id=resident_id, now=ctx.clock(), gates=ctx.site.gates
+        )  # where it was sent
     except ResidentNotFound as exc:
         session.rollback()
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
