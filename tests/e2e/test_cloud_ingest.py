@@ -346,11 +346,17 @@ def test_100k_messages_published_faster_than_the_ingesters_take_them_all_arrive(
                 messages.append((str(Topic("test", LOAD, Kind.TELEMETRY, dev)), encode(t)))
         _publish_fast(site, messages)  # how fast is bench/cloud_ingest.py's question, not this test's
 
-        def handled() -> int:
-            return sum(a.worker.counters.telemetry + a.worker.counters.events_new for a in apps)
+        def telemetry() -> int:
+            return sum(a.worker.counters.telemetry for a in apps)
 
-        assert wait_until(lambda: handled() >= 100_000, 180), handled()
-        assert handled() == 100_000
+        def events() -> int:
+            return sum(a.worker.counters.events_new for a in apps)
+
+        # Every message arrives. A QoS 1 redelivery (an ingester that lost its keep-alive on a busy
+        # machine gets its unacknowledged messages again) is one more telemetry point with the same
+        # tags and time, which InfluxDB overwrites, and one more duplicate event, which is not stored.
+        assert wait_until(lambda: telemetry() >= 90_000 and events() >= 10_000, 180), (telemetry(), events())
+        assert events() == 10_000
         assert count(db, EventRow) == 10_000
         assert sum(a.worker.counters.dead_letters for a in apps) == 0
         assert all(a.worker.counters.messages > 10_000 for a in apps), [a.worker.counters.messages for a in apps]
