@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cloud.db.models import ApiToken, User
+from cloud.gates.passes import revoke_passes_of
 from cloud.workorders.states import Role
 
 __all__ = [
@@ -143,11 +144,15 @@ def revoke_tokens(session: Session, *, user_id: str) -> int:
     return int(session.execute(delete(ApiToken).where(ApiToken.user_id == user_id)).rowcount)  # type: ignore[attr-defined]
 
 
-def deactivate_user(session: Session, *, user_id: str) -> bool:
-    """The user may no longer sign in, and every token of theirs is revoked; False: no such user."""
+def deactivate_user(session: Session, *, user_id: str, now: datetime, by: str = "deactivation") -> int | None:
+    """The user may no longer sign in, every token of theirs is revoked, and so is every visitor pass they
+    created that still lets someone in (a resident who moved out: the gates are told, cloud/gates/passes.py).
+
+    Returns how many passes were revoked; None: no such user.
+    """
     user = session.get(User, user_id)
     if user is None:
-        return False
+        return None
     user.active = False
     revoke_tokens(session, user_id=user_id)
-    return True
+    return revoke_passes_of(session, resident=user_id, by=by, now=now)

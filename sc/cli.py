@@ -310,7 +310,10 @@ def cloud_deactivate(
     user_id: Annotated[str, typer.Argument(help="the sign-in name")],
     database_url: DbUrl = None,
 ) -> None:
-    """Stop a person from using the API: they cannot sign in, and every token of theirs is revoked."""
+    """Stop a person from using the API: they cannot sign in, every token of theirs is revoked, and so is every
+    visitor pass they made that is still valid (the gates are told by the running cloud)."""
+    from datetime import UTC, datetime
+
     from cloud.db.engine import make_engine, make_sessions, require_current
     from cloud.users import deactivate_user
 
@@ -318,11 +321,11 @@ def cloud_deactivate(
     engine = make_engine(settings.database_url)
     require_current(engine)
     with make_sessions(engine).begin() as s:
-        found = deactivate_user(s, user_id=user_id)
-    if not found:
+        revoked = deactivate_user(s, user_id=user_id, now=datetime.now(UTC), by="sc cloud deactivate")
+    if revoked is None:
         typer.echo(f"no user {user_id!r}", err=True)
         raise typer.Exit(2)
-    typer.echo(f"deactivated {user_id!r}: signed out everywhere")
+    typer.echo(f"deactivated {user_id!r}: signed out everywhere, {revoked} visitor passes revoked")
 
 
 @cloud_app.command("user")

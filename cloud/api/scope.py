@@ -63,6 +63,13 @@ class Scopes:
             return None
         return frozenset(d for d, loc in self._device_location.items() if loc in locs)
 
+    def gates(self, user: User) -> frozenset[str] | None:
+        """The gates in ``user``'s scope; None: all."""
+        allowed = self.devices(user)
+        if allowed is None:
+            return None
+        return frozenset(g.id for g in self.site.gates if g.id in allowed)
+
     def covers(self, user: User, device: str) -> bool:
         allowed = self.devices(user)
         return allowed is None or device in allowed

@@ -44,8 +44,10 @@ __all__ = [
     "Entry",
     "EventRow",
     "GalleryDelivery",
+    "PassGate",
     "Resident",
     "User",
+    "VisitorPass",
     "WorkOrder",
     "WorkOrderHistory",
 ]
@@ -302,3 +304,49 @@ class GalleryDelivery(Base):
     attempts: Mapped[int] = mapped_column(default=0)
 
     __table_args__ = (UniqueConstraint("resident", "gate", name="uq_gallery_deliveries_resident_gate"),)
+
+
+class VisitorPass(Base):
+    """A visitor pass the cloud signed: who invited whom, to which gates, when, how many entries.
+
+    The claims are kept as signed, so the same token (Ed25519 signatures are
+    deterministic) can be shown again to the resident who made it.
+    """
+
+    __tablename__ = "visitor_passes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, doc="the pass's pid")
+    site: Mapped[str] = mapped_column(String(64))
+    resident: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, doc="the user who invited")
+    visitor_name: Mapped[str] = mapped_column(String(64))
+    gates: Mapped[list[str]] = mapped_column(JsonType, doc="gate ids, in the order signed")
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    uses: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class PassGate(Base):
+    """One gate of a pass, and once the pass is revoked the ``pass_revoke`` on its way there.
+
+    ``command_id`` and ``next_attempt_at`` are set when the revocation is
+    planned; ``acked_at`` when the gate confirmed it.
+    """
+
+    __tablename__ = "pass_gates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pass_id: Mapped[str] = mapped_column(ForeignKey("visitor_passes.id"), index=True)
+    gate: Mapped[str] = mapped_column(String(64), index=True)
+    gateway: Mapped[str] = mapped_column(String(64))
+    command_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    planned_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (UniqueConstraint("pass_id", "gate", name="uq_pass_gates_pass_gate"),)

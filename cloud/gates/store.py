@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from sc.contracts.messages import Event, EventKind, GatePayload, new_id
 
 __all__ = [
     "AlreadyEnrolled",
+    "Delivery",
     "DeliveryState",
     "Op",
     "ResidentNotFound",
@@ -45,6 +46,7 @@ __all__ = [
     "plan_deliveries",
     "reconcile_deliveries",
     "resend_gateway",
+    "settle",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -305,10 +307,37 @@ def in_flight(session: Session, *, now: datetime) -> dict[str, int]:
     return {gw: int(n) for gw, n in session.execute(q).all()}
 
 
-def mark_sent(delivery: GalleryDelivery, *, now: datetime, base_s: float, max_s: float) -> None:
+class Delivery(Protocol):
+    """A command on its way to one gate, acknowledged once (a gallery change, a pass revocation)."""
+
+    command_id: Any
+    sent_at: datetime | None
+    acked_at: datetime | None
+    next_attempt_at: datetime | None
+    error: str | None
+    attempts: int
+
+
+def mark_sent(delivery: Delivery, *, now: datetime, base_s: float, max_s: float) -> None:
     delivery.attempts += 1
     delivery.sent_at = now
     delivery.next_attempt_at = now + backoff(delivery.attempts, base_s=base_s, max_s=max_s)
+
+
+def settle(delivery: Delivery, *, ok: bool, error: str, now: datetime, base_s: float, max_s: float) -> None:
+    """Apply the gate's answer: acknowledged, or retried with backoff under a new command id.
+
+    A gateway answers a copy of a command it has seen with the answer it gave it (it runs each command once):
+    the retry after a refusal is a new command.
+    """
+    if ok:
+        delivery.acked_at = now
+        delivery.next_attempt_at = None
+        delivery.error = None
+    else:
+        delivery.error = (error or "refused without a reason")[:500]
+        delivery.next_attempt_at = now + backoff(max(1, delivery.attempts), base_s=base_s, max_s=max_s)
+        delivery.command_id = new_id()
 
 
 def mark_acked(
@@ -325,7 +354,7 @@ def mark_acked(
 ) -> GalleryDelivery | None:
     """Apply a gate's answer to the delivery it answers; None if it answers nothing pending here.
 
-    A refusal (``ok`` false) gives the delivery a new command id for its retry.
+    A refusal (``ok`` false) gives the delivery a new command id for its retry (:func:`settle`).
 
     Only the gate the command went to, on its own gateway's topic, can answer it: an ack with a
     known command id from anyone else changes nothing.
@@ -340,16 +369,7 @@ def mark_acked(
     d = session.execute(q).scalar_one_or_none()
     if d is None or d.acked_at is not None:
         return None
-    if ok:
-        d.acked_at = now
-        d.next_attempt_at = None
-        d.error = None
-    else:
-        d.error = (error or "refused without a reason")[:500]
-        d.next_attempt_at = now + backoff(max(1, d.attempts), base_s=base_s, max_s=max_s)
-        # a gateway answers a copy of a command it has seen with the answer it gave it (it runs each command once):
-        # the retry after a refusal is a new command
-        d.command_id = new_id()
+    settle(d, ok=ok, error=error, now=now, base_s=base_s, max_s=max_s)
     return d
 
 

@@ -5,7 +5,8 @@ Every enrolment change is planned in the database as one *delivery* per
 gate (see :mod:`cloud.gates.store`). This thread sends what is due:
 
 * a ``gallery_put`` (the embedding, base64 of 128 float32) or
-  ``gallery_delete``, QoS 1, on the gate's ``cmd`` topic; the command id
+  ``gallery_delete``, QoS 1, on the gate's ``cmd`` topic (and, the same way, a
+  revoked visitor pass's ``pass_revoke``: :mod:`cloud.gates.passes`); the command id
   stays the same for every resend of one version, so a late answer still counts;
 * the gate answers on ``cmd-ack``: ``ok`` marks the delivery acked;
   ``ok: false`` records the gate's error and retries with backoff;
@@ -53,6 +54,7 @@ from sc.contracts.commands import (
     CommandName,
     GalleryDeleteArgs,
     GalleryPutArgs,
+    PassRevokeArgs,
     encode_embedding_b64,
 )
 from sc.contracts.messages import (
@@ -68,6 +70,13 @@ from sc.mqtt import MqttConnection, MqttCredentials
 from sc.signing import CommandSigner
 from sc.supervise import Parts, supervised_thread
 
+from .passes import (
+    due_revocations,
+    mark_revocation_acked,
+    resend_revocations,
+    revocation_expires,
+    revocations_in_flight,
+)
 from .store import (
     Op,
     community_gates,
@@ -317,7 +326,7 @@ class GateLink:
                 if what == "ack":
                     self._apply_ack(s, item, now)
                 elif what == "online":
-                    n = resend_gateway(s, gateway=item, now=now)
+                    n = resend_gateway(s, gateway=item, now=now) + resend_revocations(s, gateway=item, now=now)
                     self.counters.gateway_online += 1
                     if n:
                         log.info("gate link: gateway %s is back online: %d deliveries due now", item, n)
@@ -334,6 +343,8 @@ class GateLink:
         sent = 0
         with self.sessions.begin() as s:
             busy = in_flight(s, now=now)
+            for gw, n in revocations_in_flight(s, now=now).items():
+                busy[gw] = busy.get(gw, 0) + n
             due = [
                 row
                 for gw in self.gateways
@@ -365,10 +376,31 @@ class GateLink:
                     self.counters.resent += 1
                 self.counters.sent += 1
                 mark_sent(d, now=now, base_s=self.ack_timeout_s, max_s=self.retry_max_s)
+                busy[d.gateway] = busy.get(d.gateway, 0) + 1
                 sent += 1
+            revoked = 0
+            for gw in self.gateways:
+                room = WINDOW - busy.get(gw, 0)
+                if self.online.get(gw) is not True or room <= 0:
+                    continue
+                for pg, vp in due_revocations(s, now=now, gateways=[gw], gates=list(self.gates), limit=room):
+                    assert pg.command_id is not None  # planned revocations have one
+                    revoke = PassRevokeArgs(pass_id=vp.id, expires=revocation_expires(vp))
+                    cmd = self.signer.command(
+                        gateway=pg.gateway, device=pg.gate, name=CommandName.PASS_REVOKE, args=revoke,
+                        command_id=pg.command_id,
+                    )  # fmt: skip
+                    self.conn.publish(str(Topic(self.site_id, pg.gateway, Kind.CMD, pg.gate)), encode(cmd), qos=1)
+                    if pg.attempts:
+                        self.counters.resent += 1
+                    self.counters.sent += 1
+                    mark_sent(pg, now=now, base_s=self.ack_timeout_s, max_s=self.retry_max_s)
+                    revoked += 1
         if sent:
             log.info("gate link: sent %d gallery commands", sent)
-        return sent
+        if revoked:
+            log.info("gate link: sent %d pass revocations", revoked)
+        return sent + revoked
 
     def _apply_ack(self, s: Session, item: tuple[CommandAck, str, str], now: datetime) -> None:
         ack, gateway, device = item
@@ -376,16 +408,23 @@ class GateLink:
             s, command_id=ack.id, gateway=gateway, gate=device, ok=ack.ok, error=ack.error, now=now,
             base_s=self.ack_timeout_s, max_s=self.retry_max_s,
         )  # fmt: skip
-        if d is None:
+        what = ""
+        if d is not None:
+            what = f"{d.op} of resident {d.resident} (version {d.version})"
+        else:  # not a gallery change: a pass revocation?
+            pg = mark_revocation_acked(
+                s, command_id=ack.id, gateway=gateway, gate=device, ok=ack.ok, error=ack.error, now=now,
+                base_s=self.ack_timeout_s, max_s=self.retry_max_s,
+            )  # fmt: skip
+            if pg is not None:
+                what = f"the revocation of pass {pg.pass_id}"
+        if not what:
             self.counters.stray_acks += 1
         elif ack.ok:
             self.counters.acked += 1
         else:
             self.counters.refused += 1
-            log.warning(
-                "gate link: gate %s refused %s of resident %s (version %d): %s",
-                d.gate, d.op, d.resident, d.version, ack.error,
-            )  # fmt: skip
+            log.warning("gate link: gate %s refused %s: %s", device, what, ack.error)
 
     def health(self) -> dict[str, Any]:
         return {

@@ -61,6 +61,7 @@ __all__ = [
     "Threshold",
     "TlsConfig",
     "Transport",
+    "VisitorPolicy",
     "Worker",
 ]
 
@@ -610,6 +611,26 @@ class Routing(_Config):
         return self
 
 
+class VisitorPolicy(_Config):
+    """What a resident may grant visitors: passes are signed QR codes the gates check offline."""
+
+    per_resident_per_day: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        title="Passes per resident per day",
+        description="passes one resident may create in any 24 hours (0: residents may not invite; staff may)",
+    )
+    max_days: int = Field(
+        default=7,
+        ge=1,
+        le=7,
+        title="Longest pass (days)",
+        description="a gate keeps a revocation for 8 days, so no pass may last longer than 7",
+    )
+    max_uses: int = Field(default=10, ge=1, le=100, title="Most entries per pass")
+
+
 class SiteInfo(_Config):
     id: Id
     name: str
@@ -639,6 +660,7 @@ class SiteConfig(_Config):
     departments: list[Department] = Field(default_factory=list)
     workers: list[Worker] = Field(default_factory=list)
     routing: Routing | None = Field(default=None, description="how alarms become work orders (the cloud)")
+    visitors: VisitorPolicy = Field(default_factory=VisitorPolicy, title="Visitor passes")
 
     # ---------------------------------------------------------------- lookups
 

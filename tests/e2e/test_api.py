@@ -16,7 +16,8 @@ import httpx
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from cloud.app import CloudApp
 from cloud.workorders.states import Role
@@ -32,6 +33,10 @@ USERS = {
     "dept-fire": (Role.DEPARTMENT, "fire", None),
     "r-1": (Role.RESIDENT, None, "b1-u1"),
     "r-2": (Role.RESIDENT, None, "b1-u2"),
+    "r-c2": (Role.RESIDENT, None, "b9-u1"),  # community 2: no gate of its own in the test site
+    "r-nowhere": (Role.RESIDENT, None, None),  # an account with no home yet
+    "prop": (Role.DEPARTMENT, "property", None),  # community 1's property company
+    "prop-2": (Role.DEPARTMENT, "property-2", None),
 }
 
 
@@ -365,6 +370,126 @@ def test_a_resident_invites_a_visitor_and_the_gate_lets_them_in_once(stack: Stac
     assert (again.granted, again.reason) == (False, Refusal.USED_UP)
     south = PassChecker(public_key=gate.public_key, site="test", gate="south", ledger=gate.ledger)
     assert south.check(p["token"], stack.clock()).reason is Refusal.WRONG_GATE
+
+
+def test_passes_are_kept_for_the_residents_own_community_a_few_a_day_and_revocable_by_them_and_staff(
+    stack: Stack,
+) -> None:
+    def make(user: str, **body: object) -> httpx.Response:
+        body.setdefault("visitor_name", "Li Lei")
+        body.setdefault("valid_until", (stack.clock() + timedelta(hours=3)).isoformat())
+        with stack.client(user) as c:
+            return c.post("/api/v1/visitor-passes", json=body)
+
+    def listed(user: str, **params: str | bool) -> list[str]:
+        with stack.client(user) as c:
+            r = c.get("/api/v1/visitor-passes", params=params)
+            assert r.status_code == 200, r.text
+            return [p["pass_id"] for p in r.json()]
+
+    first = make("r-1", uses=2)
+    assert first.status_code == 201, first.text
+    p1 = first.json()
+    assert (p1["gates"], p1["uses"]) == (["north", "south"], 2)  # every gate of the resident's own community
+    # the cloud keeps it: listed for its resident, and shown again with the same token
+    with stack.client("r-1") as c:
+        [mine] = c.get("/api/v1/visitor-passes").json()
+        again = c.get(f"/api/v1/visitor-passes/{p1['pass_id']}").json()
+    assert {k: mine[k] for k in ("pass_id", "resident", "visitor_name", "uses", "revoked_at")} == {
+        "pass_id": p1["pass_id"], "resident": "r-1", "visitor_name": "Li Lei", "uses": 2, "revoked_at": None,
+    }  # fmt: skip
+    assert mine["gates"] == [
+        {"gate": "north", "revocation": "none", "error": None},
+        {"gate": "south", "revocation": "none", "error": None},
+    ]
+    assert "token" not in mine and again["token"] == p1["token"]
+    # refused, with the reason: other communities' gates, no home, too many entries, another resident's pass
+    refusals: list[tuple[str, dict[str, object], int, str]] = [
+        (
+            "r-c2",
+            {},
+            403,
+            "there are no gates for your home location: ask the property company to set it before inviting",
+        ),
+        ("r-nowhere", {}, 403, "your account has no home location: ask the property company to set it before inviting"),
+        ("r-1", {"gates": ["north", "west"]}, 422, "unknown gates ['west'] (known: ['north', 'south'])"),
+        ("r-1", {"uses": 6}, 422, "a pass may allow at most 5 entries"),
+        ("prop", {}, 403, "a department may not do this (allowed: admin, operator, resident)"),
+    ]
+    for user, body, code, detail in refusals:
+        r = make(user, **body)
+        assert (user, r.status_code, r.json()["detail"]) == (user, code, detail)
+    with stack.client("r-2") as c:
+        assert c.get(f"/api/v1/visitor-passes/{p1['pass_id']}").status_code == 404
+        assert c.post(f"/api/v1/visitor-passes/{p1['pass_id']}/revoke").status_code == 404
+    assert listed("r-2") == []
+    # three a day (the test site's visitors.per_resident_per_day): the fourth is refused until a day has passed
+    p2, p3 = (make("r-1").json()["pass_id"] for _ in range(2))
+    fourth = make("r-1")
+    assert (fourth.status_code, fourth.headers["retry-after"], fourth.json()["detail"]) == (
+        429, "3600",
+        "you have created 3 visitor passes in the last 24 hours, this site's limit (3): try again later, or ask the "
+        "property company",
+    )  # fmt: skip
+    assert make("op-1").status_code == 201  # the control room is not counted: its guards let deliveries in
+    # staff see the passes valid at their gates: community 1's property company all of them, community 2's none
+    everything = listed("op-1")
+    assert len(everything) == 4 and set(listed("prop")) == set(everything) and listed("prop-2") == []
+    with stack.client("w-prop") as c:
+        assert c.get("/api/v1/visitor-passes").status_code == 403
+    with stack.client("dept-fire") as c:
+        r = c.get("/api/v1/visitor-passes")
+        assert (r.status_code, r.json()["detail"]) == (403, "only a property company's department sees visitor passes")
+    with stack.client("prop-2") as c:
+        assert c.post(f"/api/v1/visitor-passes/{p2}/revoke").status_code == 404
+    # the resident revokes one, the property company another: each gate gets the revocation (no gate runs here)
+    with stack.client("r-1") as c:
+        r = c.post(f"/api/v1/visitor-passes/{p1['pass_id']}/revoke")
+    assert r.status_code == 200
+    assert (r.json()["revoked_by"], [g["revocation"] for g in r.json()["gates"]]) == ("r-1", ["pending", "pending"])
+    with stack.client("prop") as c:
+        assert c.post(f"/api/v1/visitor-passes/{p2}/revoke").json()["revoked_by"] == "prop"
+    assert set(listed("r-1", active=True)) == {p3}
+    assert set(listed("op-1", resident="r-1")) == {p1["pass_id"], p2, p3}
+    # a day later the resident may invite again (signed in anew: tokens last 12 hours)
+    stack.clock.advance(24 * 60 + 1)
+    stack.tokens.update(api_tokens(stack.base, ["r-1"]))
+    assert make("r-1").status_code == 201
+
+
+def test_a_resident_who_moves_out_has_every_live_pass_revoked(stack: Stack, db: Engine) -> None:
+    from cloud.db.engine import make_sessions
+    from cloud.db.models import PassGate, VisitorPass
+    from cloud.users import deactivate_user
+
+    with stack.client("r-2") as c:
+        live = c.post(
+            "/api/v1/visitor-passes",
+            json={
+                "visitor_name": "A",
+                "gates": ["north"],
+                "valid_until": (stack.clock() + timedelta(hours=3)).isoformat(),
+            },
+        )
+        short = c.post(
+            "/api/v1/visitor-passes",
+            json={
+                "visitor_name": "B",
+                "gates": ["south"],
+                "valid_until": (stack.clock() + timedelta(hours=1)).isoformat(),
+            },
+        )
+    assert live.status_code == short.status_code == 201
+    stack.clock.advance(90)  # the second has ended: nothing to revoke at its gate
+    with make_sessions(db).begin() as s:
+        assert deactivate_user(s, user_id="r-2", now=stack.clock(), by="op-1") == 1
+    with Session(db) as s:
+        rows = {p.id: (p.revoked_by, p.revoked_at is not None) for p in s.execute(select(VisitorPass)).scalars()}
+        planned = {g.pass_id: (g.gate, g.command_id is not None) for g in s.execute(select(PassGate)).scalars()}
+    assert rows == {live.json()["pass_id"]: ("op-1", True), short.json()["pass_id"]: (None, False)}
+    assert planned == {live.json()["pass_id"]: ("north", True), short.json()["pass_id"]: ("south", False)}
+    with stack.client("r-2") as c:
+        assert c.get("/api/v1/visitor-passes").status_code == 401  # and signed out
 
 
 def test_the_control_room_acknowledges_an_alarm_once_and_each_role_sees_its_actions(stack: Stack) -> None:

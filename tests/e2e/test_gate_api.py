@@ -43,6 +43,8 @@ from sc.contracts.commands import (
     DoorOpenArgs,
     GalleryDeleteArgs,
     GalleryPutArgs,
+    PassRevokeArgs,
+    PassRevokeResult,
 )
 from sc.contracts.messages import (
     DEFAULT_SEVERITY,
@@ -120,6 +122,10 @@ class FakeGate:
                 ack = CommandAck(id=cmd.id, ok=True, result=service.gallery_put(a).model_dump())
             elif isinstance(a, GalleryDeleteArgs):
                 ack = CommandAck(id=cmd.id, ok=True, result=service.gallery_delete(a).model_dump())
+            elif isinstance(a, PassRevokeArgs):
+                assert a.expires is not None  # the cloud always says until when
+                service.revoke_pass(a.pass_id, a.expires)
+                ack = CommandAck(id=cmd.id, ok=True, result=PassRevokeResult(revoked=a.pass_id).model_dump())
             elif isinstance(a, DoorOpenArgs):
                 ack = CommandAck(id=cmd.id, ok=True, result={"opened": True, "by": a.by})
             else:
@@ -536,4 +542,68 @@ def test_a_property_company_enrols_lists_and_removes_only_its_communitys_residen
         assert [x["id"] for x in c.get("/api/v1/residents").json()] == ["r-c1", "r-c2"]
     with stack.client("op-1") as c:
         assert c.get("/api/v1/residents/r-c1").status_code == 200
+    stack.gate.stop()
+
+
+# --------------------------------------------------------------------------- visitor passes
+
+
+def test_a_revoked_pass_is_refused_at_every_gate_it_was_valid_at_one_offline_or_refusing_included(
+    stack: Stack,
+) -> None:
+    from edge.gate.passcheck import PassChecker
+    from sc.passes import Refusal, load_public_key
+
+    add_api_users(stack.db, {"r-home": (Role.RESIDENT, None, "b1-u1")})
+    stack.tokens.update(api_tokens(stack.base, ["r-home"]))
+    stack.gate.start()
+    wait_online(stack, True)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+    with stack.client("r-home") as c:
+        r = c.post(
+            "/api/v1/visitor-passes", json={"visitor_name": "Han Meimei", "valid_until": until.isoformat(), "uses": 3}
+        )
+        assert r.status_code == 201, r.text
+        p = r.json()
+    assert p["gates"] == ["north", "south"]  # by default every gate of the resident's community
+    public = load_public_key(stack.media.parent / "keys" / "pass.pub.pem")  # api_settings: keys beside media
+    checkers = {
+        g: PassChecker(public_key=public, site="test", gate=g, ledger=stack.gate.gates[g].ledger)
+        for g in ("north", "south")
+    }
+    assert checkers["north"].check(p["token"], datetime.now(UTC)).granted
+    stack.gate.stop()  # the gateway is offline when the resident revokes
+    wait_online(stack, False)
+    stack.gate.refuse = {CommandName.PASS_REVOKE: {"south"}}  # and south cannot apply it the first time
+
+    def states() -> dict[str, str]:
+        with stack.client("r-home") as c:
+            got = c.get(f"/api/v1/visitor-passes/{p['pass_id']}")
+            assert got.status_code == 200, got.text
+            return {g["gate"]: g["revocation"] for g in got.json()["gates"]}
+
+    with stack.client("r-home") as c:
+        r = c.post(f"/api/v1/visitor-passes/{p['pass_id']}/revoke")
+        assert r.status_code == 200, r.text
+        revoked = r.json()
+    assert (revoked["revoked_by"], [g["revocation"] for g in revoked["gates"]]) == ("r-home", ["pending", "pending"])
+    assert "token" not in revoked
+    threading.Event().wait(1.5)  # past the ack timeout: nothing is sent to a gateway that is offline
+    assert stack.gate.commands(CommandName.PASS_REVOKE) == [] and states() == {"north": "pending", "south": "pending"}
+    stack.gate.start()
+    assert wait_until(lambda: states() == {"north": "acked", "south": "acked"}, 15), states()
+    south = stack.gate.commands(CommandName.PASS_REVOKE, "south")
+    assert len(south) == 2 and south[0].id != south[1].id  # refused once: the retry is a new command
+    [north] = stack.gate.commands(CommandName.PASS_REVOKE, "north")
+    assert isinstance(north.args, PassRevokeArgs)
+    assert (north.args.pass_id, north.args.expires) == (p["pass_id"], int(until.timestamp()) + 120)
+    for g, checker in checkers.items():
+        refused = checker.check(p["token"], datetime.now(UTC))
+        assert (g, refused.granted, refused.reason) == (g, False, Refusal.REVOKED)
+    # revoking again changes nothing and sends nothing
+    with stack.client("op-1") as c:
+        again = c.post(f"/api/v1/visitor-passes/{p['pass_id']}/revoke").json()
+    assert (again["revoked_by"], again["revoked_at"]) == ("r-home", revoked["revoked_at"])
+    threading.Event().wait(0.5)
+    assert len(stack.gate.commands(CommandName.PASS_REVOKE)) == 3
     stack.gate.stop()

@@ -5,6 +5,7 @@ a password hash made with older parameters is made anew at the next sign-in."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,8 @@ def test_sign_out_revokes_this_token_and_sign_out_everywhere_all(base: str, db: 
 def test_deactivating_a_user_revokes_their_tokens(base: str, db: Engine) -> None:
     token = sign_in(base, "op-2").json()["access_token"]
     with make_sessions(db).begin() as s:
-        assert deactivate_user(s, user_id="op-2") is True
-        assert deactivate_user(s, user_id="nobody") is False
+        assert deactivate_user(s, user_id="op-2", now=datetime.now(UTC)) == 0  # made no visitor passes
+        assert deactivate_user(s, user_id="nobody", now=datetime.now(UTC)) is None
     with Session(db) as s:
         left = s.execute(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == "op-2")).scalar_one()
     assert left == 0 and me(base, token) == 401
