@@ -17,6 +17,7 @@ process (the command handler) committed a change.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -29,6 +30,8 @@ import numpy.typing as npt
 from sc.contracts.commands import decode_embedding_b64, encode_embedding_b64
 
 from .faces import EMBEDDING_DIM, Embedding, normalise
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Gallery", "GalleryError", "GalleryIndex", "Match", "decode_embedding", "encode_embedding"]
 
@@ -124,8 +127,11 @@ class Gallery:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a removed resident's embedding is overwritten with zeros, not left in a free page
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
         self._seen_version: int | None = None
+        self.checkpoints_busy = 0  # removals whose WAL could not be emptied at once (a reader held it)
 
     # ------------------------------------------------------------------ changes
 
@@ -177,7 +183,23 @@ class Gallery:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._empty_wal()
         return existed
+
+    def _empty_wal(self, tries: int = 20) -> bool:
+        """Copy the WAL into the database and truncate it: the pages with the old embedding go from the WAL too.
+
+        A reader in another process (the vision loop) can hold the WAL for a moment: tried again for up to about a
+        second; False (and counted) if it could not be done, and the next removal tries again.
+        """
+        for _ in range(tries):
+            busy, _log, _done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.05)
+        self.checkpoints_busy += 1
+        log.warning("gallery %s: the WAL could not be emptied after a removal (a reader holds it)", self.path)
+        return False
 
     def _newest(self, resident: str) -> int | None:
         row = self._db.execute(

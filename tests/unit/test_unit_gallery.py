@@ -129,6 +129,32 @@ def test_deleting_an_unknown_resident_leaves_a_tombstone(gallery: Gallery) -> No
     assert gallery.digest() == {}
 
 
+def test_a_removed_residents_embedding_and_name_are_nowhere_in_the_files(tmp_path: Path) -> None:
+    """secure_delete zeroes the freed cells and the WAL is emptied: no copy left for whoever takes the gate's disk."""
+    path = tmp_path / "gallery.db"
+    g = Gallery(path)
+    reader = Gallery(path)  # the vision process's connection, as at a running gate
+    rng = np.random.default_rng(7)
+    others = unit(rng, 30)
+    for i, v in enumerate(others):
+        g.put(f"r-{i}", f"Resident {i}", v, version=1)
+    v = unit(rng)
+    g.put("r-gone", "Zhang Wei-unique-name", v, version=2)
+    assert len(reader.index_if_changed() or reader.index()) == 31
+    index = g.index()
+    stored = index.matrix[index.ids.index("r-gone")].astype("<f4").tobytes()  # as the gallery wrote it
+
+    def on_disk() -> bytes:
+        return b"".join(p.read_bytes() for p in sorted(tmp_path.iterdir()) if p.name.startswith("gallery.db"))
+
+    assert stored[:64] in on_disk() and b"Zhang Wei-unique-name" in on_disk()  # the check can see it
+    assert g.delete("r-gone", version=3) is True
+    assert stored[:16] not in on_disk() and b"Zhang Wei-unique-name" not in on_disk()
+    assert (tmp_path / "gallery.db-wal").stat().st_size == 0 and g.checkpoints_busy == 0
+    assert g.digest() == {f"r-{i}": 1 for i in range(30)}  # the others are all still there
+    assert reader.index_if_changed() is not None and len(reader.index()) == 30
+
+
 def test_put_refuses_bad_embeddings_and_an_empty_id(gallery: Gallery) -> None:
     v = unit(np.random.default_rng(8))
     with pytest.raises(GalleryError, match="128 finite numbers"):
