@@ -1,8 +1,8 @@
 """The cloud daemon (``sc cloud run``): starts its parts in order, stops them in reverse.
 
     database (schema checked) -> telemetry writer -> ingest worker -> MQTT consumer
-    -> escalation scheduler -> gate link (gallery sync, remote open; garages' commands and live state)
-    -> health endpoint -> API
+    -> escalation scheduler -> privacy (retention, unconfirmed removals)
+    -> gate link (gallery sync, remote open; garages' commands and live state) -> health endpoint -> API
 
 Run several with different ``--instance`` names against one broker: the
 shared subscription splits the stream and the database keeps every event and
@@ -38,6 +38,7 @@ from .garages.view import GarageView
 from .gates.sync import GateLink
 from .ingest.consumer import Inbound, IngestConsumer
 from .ingest.worker import IngestWorker
+from .privacy import PrivacyJob
 from .scheduler import EscalationScheduler
 from .settings import CloudSettings
 from .telemetry.history import TelemetryHistory
@@ -149,6 +150,11 @@ class CloudApp:
             parts=self.parts,
         )
         self.scheduler.start()
+        self.privacy = PrivacyJob(
+            site=site, sessions=self.sessions, router=self.router, media_dir=Path(s.media_dir),
+            check_s=s.privacy_check_s, purge_s=s.retention_interval_h * 3600, clock=self.clock, parts=self.parts,
+        )  # fmt: skip
+        self.privacy.start()
         if site.garages:
             self.garage_view = GarageView(site, clock=self.clock)
         if self.commands_account is not None:
@@ -163,6 +169,7 @@ class CloudApp:
                 self.gate_link.start()
             except AuthRefused as exc:
                 self.gate_link = None
+                self.privacy.stop()
                 self.scheduler.stop()
                 self.consumer.stop()
                 self.worker.stop()
@@ -275,6 +282,7 @@ class CloudApp:
             self.health_server.stop()
         if self.gate_link is not None:
             self.gate_link.stop()
+        self.privacy.stop()
         self.scheduler.stop()
         # Take no more, store what was delivered, then leave the share group for good. If the
         # database cannot take the rest in time, keep the session: the broker re-delivers on restart.
@@ -308,6 +316,7 @@ class CloudApp:
             "ingest": vars(self.worker.counters).copy(),
             "queue": self.worker.inbox.qsize(),
             "escalated": self.scheduler.escalated,
+            "privacy": self.privacy.health(),
             "gates": self.gate_link.health() if self.gate_link else None,
             "garages": self.garage_view.health() if self.garage_view else None,
             "telemetry": self.influx.stats() if self.influx else None,

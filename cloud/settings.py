@@ -39,6 +39,12 @@ class CloudSettings(BaseSettings):
     batch_max: int = Field(default=500, ge=1, le=10_000, description="messages per database transaction")
     queue_max: int = Field(default=20_000, ge=100, description="messages buffered between MQTT and the database")
     escalation_interval_s: float = Field(default=10.0, gt=0, description="how often deadlines are checked")
+    privacy_check_s: float = Field(
+        default=60.0, gt=0, description="how often gates' unconfirmed removals are checked (privacy.deletion_alarm_min)"
+    )
+    retention_interval_h: float = Field(
+        default=24.0, gt=0, description="how often the retention job runs (at start, then this often)"
+    )
     device_flush_s: float = Field(default=1.0, gt=0, description="how often device state is written")
     health_port: int | None = Field(default=None, ge=0, le=65535)
     api_port: int | None = Field(default=None, ge=0, le=65535, description="serve the HTTP API here (0: any free port)")

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from cloud import audit
+from cloud.audit import AuditAction
 from cloud.db.models import ApiToken, User
 from cloud.gates.passes import revoke_passes_of
 from cloud.workorders.states import Role
@@ -144,7 +146,9 @@ def revoke_tokens(session: Session, *, user_id: str) -> int:
     return int(session.execute(delete(ApiToken).where(ApiToken.user_id == user_id)).rowcount)  # type: ignore[attr-defined]
 
 
-def deactivate_user(session: Session, *, user_id: str, now: datetime, by: str = "deactivation") -> int | None:
+def deactivate_user(
+    session: Session, *, user_id: str, now: datetime, by: str = "sc cloud deactivate", role: str = "admin"
+) -> int | None:
     """The user may no longer sign in, every token of theirs is revoked, and so is every visitor pass they
     created that still lets someone in (a resident who moved out: the gates are told, cloud/gates/passes.py).
 
@@ -155,4 +159,9 @@ def deactivate_user(session: Session, *, user_id: str, now: datetime, by: str = 
         return None
     user.active = False
     revoke_tokens(session, user_id=user_id)
-    return revoke_passes_of(session, resident=user_id, by=by, now=now)
+    passes = revoke_passes_of(session, resident=user_id, by=by, now=now)
+    audit.record(
+        session, actor=by, role=role, action=AuditAction.USER_DEACTIVATED,
+        target=user_id, at=now, outcome=f"tokens revoked, {passes} visitor passes revoked",
+    )  # fmt: skip
+    return passes

@@ -10,7 +10,7 @@ from cloud.web.pages import mount_web
 from .deps import ApiContext
 from .docs import add_docs, add_security_headers
 from .limits import BodyLimit, max_request_bytes
-from .routes import auth, devices, garages, gates, live, open311, passes, residents, site, stats, workorders
+from .routes import auth, devices, garages, gates, live, open311, passes, privacy, residents, site, stats, workorders
 from .scope import Scopes
 
 __all__ = ["create_api"]
@@ -36,7 +36,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     )
     api.state.ctx = ctx
     api.state.scopes = Scopes(ctx.site)  # who sees which part of the community (cloud/api/scope.py)
-    for module in (auth, workorders, devices, stats, open311, live, passes, residents, gates, site, garages):
+    for module in (auth, workorders, devices, stats, open311, live, passes, residents, gates, site, garages, privacy):
         api.include_router(module.router)
     api.include_router(open311.media_router)
     mount_web(api)  # the control-room page at / (cloud/web)

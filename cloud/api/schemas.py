@@ -11,6 +11,7 @@ from cloud.workorders.states import Action
 
 __all__ = [
     "ActionRequest",
+    "ConsentPublic",
     "DeliveryPublic",
     "DevicePublic",
     "DeviceReadings",
@@ -210,6 +211,17 @@ class ResidentPublic(_Out):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+
+
+class ConsentPublic(_Out):
+    """A consent record: which text (version and the SHA-256 of its words), who agreed, who recorded it."""
+
+    version: str
+    text_sha256: str
+    given_by: str
+    recorded_by: str
+    at: datetime
+    withdrawn_at: datetime | None
 
 
 class DeliveryPublic(BaseModel):

@@ -38,7 +38,9 @@ from cloud.gates.snapshots import snapshot_url
 
 __all__ = [
     "ApiToken",
+    "AuditRecord",
     "Base",
+    "Consent",
     "DeadLetter",
     "DeviceState",
     "Entry",
@@ -350,3 +352,35 @@ class PassGate(Base):
     attempts: Mapped[int] = mapped_column(default=0)
 
     __table_args__ = (UniqueConstraint("pass_id", "gate", name="uq_pass_gates_pass_gate"),)
+
+
+class Consent(Base):
+    """A resident's consent to face entry, recorded at enrolment: who enrolled whom, when, with which text.
+
+    Kept after the resident is removed (``withdrawn_at``), as the record of what was agreed and when it ended.
+    """
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    version: Mapped[str] = mapped_column(String(64), doc="the consent text's version in the site config")
+    text_sha256: Mapped[str] = mapped_column(String(64), doc="of the exact text agreed to")
+    given_by: Mapped[str] = mapped_column(String(120), doc="the resident, or who agreed for them (a guardian)")
+    recorded_by: Mapped[str] = mapped_column(String(64), doc="the user who enrolled them")
+    at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+
+
+class AuditRecord(Base):
+    """Who did what to whom: snapshot views, remote opens, enrolments and removals. Only ever appended."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str] = mapped_column(String(200), doc="the event, gate, resident or pass acted on")
+    outcome: Mapped[str] = mapped_column(Text, default="")

@@ -31,6 +31,7 @@ from cloud.workorders.store import EventOutcome, add_dead_letters, record_events
 from sc.config.schema import SiteConfig
 from sc.contracts.commands import CommandAck
 from sc.contracts.messages import (
+    CLOUD_KINDS,
     AlarmPayload,
     CommandRefusedPayload,
     ContractError,
@@ -301,6 +302,8 @@ class IngestWorker:
             )
 
     def _check_event(self, ev: Event) -> None:
+        if ev.kind in CLOUD_KINDS:
+            raise SourceRefused(f"{ev.kind.value} is raised by the cloud only, not by a gateway")
         p = ev.payload
         if isinstance(p, GatePayload):
             if ev.device not in self.gate_ids:

@@ -187,6 +187,7 @@ KIND: dict[EventKind, tuple[str, str]] = {
     EventKind.LIGHTING_FAULT: ("Lighting fault", "照明故障"),
     EventKind.LIGHTING_RESTORED: ("Lighting restored", "照明恢复"),
     EventKind.COMMAND_REFUSED: ("Command refused (forged or expired)", "指令被拒(伪造或过期)"),
+    EventKind.GALLERY_DELETE_OVERDUE: ("Removed resident not deleted at the gate", "已注销住户未从门禁删除"),
 }
 
 

@@ -38,6 +38,8 @@ EVENT_CATEGORY: dict[EventKind, tuple[str, str]] = {
     EventKind.LIGHTING_RESTORED: ("device", "lighting_fault"),  # the clear of lighting_fault
     # a gateway refused commands that were not the cloud's, or no longer valid: someone may hold a broker password
     EventKind.COMMAND_REFUSED: ("security", "command_refused"),
+    # the cloud's own: a removed resident's face may still open that gate (cloud/privacy.py)
+    EventKind.GALLERY_DELETE_OVERDUE: ("security", "gallery_delete_overdue"),
 }
 
 

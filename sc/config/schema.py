@@ -27,6 +27,7 @@ __all__ = [
     "CloudAccount",
     "CloudRole",
     "Community",
+    "ConsentText",
     "Department",
     "DepartmentKind",
     "DeviceConfig",
@@ -48,6 +49,7 @@ __all__ = [
     "Place",
     "PlaceType",
     "PresenceSensor",
+    "Privacy",
     "Routing",
     "RoutingRule",
     "SensorKind",
@@ -631,6 +633,74 @@ class VisitorPolicy(_Config):
     max_uses: int = Field(default=10, ge=1, le=100, title="Most entries per pass")
 
 
+class ConsentText(_Config):
+    """A text a resident agrees to before their face is enrolled; enrolment names its version."""
+
+    version: Id = Field(title="Version", description="what the enrolment names, e.g. face-entry-2026-01")
+    text: str = Field(min_length=20, title="What the resident agrees to")
+
+
+DEFAULT_CONSENT = ConsentText(
+    version="face-entry-1",
+    text=(
+        "我同意物业公司使用我的人脸特征值（不保存照片）在本小区门禁刷脸通行；我可以随时撤回，撤回后特征值从云端和"
+        "每个门禁删除。 I agree that the property company uses a template of my face (no photo is kept) to let me "
+        "in at this community's gates; I may withdraw at any time, and it is then deleted from the cloud and from "
+        "every gate."
+    ),
+)
+
+
+class Privacy(_Config):
+    """How long personal data is kept, and what a resident agrees to: enforced by the cloud's daily retention job."""
+
+    consent: list[ConsentText] = Field(
+        default_factory=lambda: [DEFAULT_CONSENT],
+        min_length=1,
+        title="Consent texts",
+        description="oldest first; the last is the one enrolment asks for (older ones stay for the records)",
+    )
+    face_crops_days: int = Field(
+        default=30, ge=1, le=3650, title="Face crops kept (days)", description="the face crop of each entry or refusal"
+    )
+    stranger_frames_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        title="Stranger and alarm frames kept (days)",
+        description="the frames of strangers at the gate, tailgating and door alarms",
+    )
+    entries_days: int = Field(
+        default=180,
+        ge=1,
+        le=3650,
+        title="Entries kept (days)",
+        description="who came in at which gate and when; a removed resident's entries go after this too",
+    )
+    audit_days: int = Field(
+        default=365, ge=30, le=3650, title="Audit log kept (days)", description="who viewed snapshots, opened doors"
+    )
+    deletion_alarm_min: float = Field(
+        default=60,
+        ge=1,
+        le=10080,
+        title="Removal unconfirmed alarm (minutes)",
+        description="a gate that has not confirmed a resident's removal this long after it raises an alarm",
+    )
+
+    @model_validator(mode="after")
+    def _unique_versions(self) -> Privacy:
+        versions = [c.version for c in self.consent]
+        twice = sorted({v for v in versions if versions.count(v) > 1})
+        if twice:
+            raise ValueError(f"consent versions must differ: {', '.join(twice)} appear more than once")
+        return self
+
+    @property
+    def current_consent(self) -> ConsentText:
+        return self.consent[-1]
+
+
 class SiteInfo(_Config):
     id: Id
     name: str
@@ -661,6 +731,7 @@ class SiteConfig(_Config):
     workers: list[Worker] = Field(default_factory=list)
     routing: Routing | None = Field(default=None, description="how alarms become work orders (the cloud)")
     visitors: VisitorPolicy = Field(default_factory=VisitorPolicy, title="Visitor passes")
+    privacy: Privacy = Field(default_factory=Privacy, title="Retention and consent")
 
     # ---------------------------------------------------------------- lookups
 

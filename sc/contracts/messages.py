@@ -30,6 +30,7 @@ from .topics import ID_PATTERN
 
 __all__ = [
     "CLEARED_BY",
+    "CLOUD_KINDS",
     "DEFAULT_SEVERITY",
     "MAX_PAYLOAD_BYTES",
     "MAX_SNAPSHOT_B64",
@@ -169,6 +170,8 @@ class EventKind(StrEnum):
     LIGHTING_RESTORED = "lighting_restored"  # the clear of lighting_fault
     # any gateway; the device is the gateway itself
     COMMAND_REFUSED = "command_refused"  # unsigned, forged, expired or misaddressed commands reached the gateway
+    # raised by the cloud itself, never accepted from a gateway (CLOUD_KINDS); the device is the gate
+    GALLERY_DELETE_OVERDUE = "gallery_delete_overdue"  # a gate has not confirmed a resident's removal in time
 
 
 #: The severity an event kind has unless the site config says otherwise.
@@ -195,10 +198,14 @@ DEFAULT_SEVERITY: dict[EventKind, Severity] = {
     EventKind.LIGHTING_FAULT: Severity.MAJOR,
     EventKind.LIGHTING_RESTORED: Severity.INFO,
     EventKind.COMMAND_REFUSED: Severity.MAJOR,
+    EventKind.GALLERY_DELETE_OVERDUE: Severity.MAJOR,
 }
 
 #: Records, not alarms: stored and shown, never turned into a work order.
 RECORD_KINDS: frozenset[EventKind] = frozenset({EventKind.ENTRY, EventKind.ENTRY_REFUSED})
+
+#: Raised by the cloud (cloud/privacy.py): an ingester refuses them from any gateway.
+CLOUD_KINDS: frozenset[EventKind] = frozenset({EventKind.GALLERY_DELETE_OVERDUE})
 
 #: An event of the key kind ends the condition raised by the value kind.
 CLEARED_BY: dict[EventKind, EventKind] = {

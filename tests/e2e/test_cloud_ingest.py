@@ -193,6 +193,10 @@ def test_a_gateway_speaking_for_what_it_does_not_own_is_refused_and_opens_nothin
                 Topic("test", "gw-b", Kind.EVENT, "north"),
                 encode(_event("north", 2, "gw-b")),
             ),
+            (  # an alarm only the cloud raises (cloud/privacy.py), from the gate's own gateway
+                Topic("test", "gw-b", Kind.EVENT, "north"),
+                encode(_gate_event("gw-b", "north", gate="north", kind=EventKind.GALLERY_DELETE_OVERDUE)),
+            ),
         ]
         for topic, payload in forged:
             gw.publish(str(topic), payload, qos=1).wait_for_publish(5)
@@ -210,6 +214,7 @@ def test_a_gateway_speaking_for_what_it_does_not_own_is_refused_and_opens_nothin
                 "device 'made-up-1' is not in the site config",
                 "gate 'north' reported an event of gate 'south'",
                 "a smoke reading from 'north', which is not a sensor",
+                "gallery_delete_overdue is raised by the cloud only, not by a gateway",
             ]
         )
         # the same gateway's own gate event is taken

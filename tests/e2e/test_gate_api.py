@@ -68,7 +68,9 @@ USERS = {
     "fire-1": (Role.DEPARTMENT, "fire"),
     "r-1": (Role.RESIDENT, None),
     "prop-2": (Role.DEPARTMENT, "property-2"),  # community 2's property company: nothing of c1's gates
+    "admin-1": (Role.ADMIN, None),  # reads the audit log
 }
+CONSENT = "face-entry-1"  # the test site's consent text (the default): enrolment names it
 
 
 class FakeGate:
@@ -217,7 +219,9 @@ def enrol(
 ) -> httpx.Response:
     with st.client(user) as c:
         return c.post(
-            "/api/v1/residents", data={"id": rid, "name": name, **form}, files=[("photos", p) for p in photos]
+            "/api/v1/residents",
+            data={"id": rid, "name": name, "consent": CONSENT, **form},
+            files=[("photos", p) for p in photos],
         )
 
 
@@ -415,6 +419,15 @@ def test_the_control_room_opens_a_gate_and_waits_for_its_answer(stack: Stack) ->
         with stack.client(user) as c:
             assert c.post("/api/v1/gates/north/open").status_code == 403
     assert len(stack.gate.commands(CommandName.DOOR_OPEN)) == 2
+    # every attempt is in the audit log with what came of it (not the refused roles': nothing was asked of a gate)
+    with stack.client("admin-1") as c:
+        log = c.get("/api/v1/audit", params={"action": "door_opened"}).json()
+    assert [(a["actor"], a["target"], a["outcome"]) for a in reversed(log)] == [
+        ("op-1", "north", "unreachable: gateway gw-b of gate north is not heard from yet"),
+        ("op-1", "north", f"opened (command {cmd.id})"),
+        ("op-1", "south", "no answer within 1.5 s"),
+        ("op-1", "north", "unreachable: gateway gw-b of gate north is offline"),
+    ]
 
 
 # --------------------------------------------------------------------------- gate events: entries, alarms, snapshots
@@ -511,6 +524,74 @@ def test_gate_events_become_entries_and_routed_security_orders_with_their_snapsh
         assert c.get("/api/v1/entries", params={"since": "2026-01-01T00:00:00"}).status_code == 422
     with stack.client(None) as c:
         assert c.get(t["snapshot_url"]).status_code == 401
+    # who looked at which face and frame is in the audit log; the refused attempts showed nothing
+    with stack.client("admin-1") as c:
+        views = c.get("/api/v1/audit", params={"action": "snapshot_viewed"}).json()
+        lists = c.get("/api/v1/audit", params={"action": "entries_viewed", "actor": "prop-2"}).json()
+    assert [(a["actor"], a["role"], a["target"], a["outcome"]) for a in views] == [
+        ("w-prop", "grid_worker", tail.id, f"tailgating at north, work order {t['id']}"),
+        ("prop-1", "department", entry.id, "entry at north"),
+    ]
+    assert [(a["target"], a["outcome"]) for a in lists] == [("(all gates)", "0 entries")]
+    with stack.client("op-1") as c:
+        r = c.get("/api/v1/audit")
+        assert (r.status_code, r.json()["detail"]) == (403, "a operator may not do this (allowed: admin)")
+
+
+def test_enrolment_records_consent_and_a_removal_forgets_the_residents_face_crops(stack: Stack) -> None:
+    import hashlib
+
+    stack.gate.start()
+    wait_online(stack, True)
+    with stack.client("prop-1") as c:
+        text = c.get("/api/v1/privacy/consent").json()
+    assert text["version"] == CONSENT and text["text_sha256"] == hashlib.sha256(text["text"].encode()).hexdigest()
+    with stack.client("op-1") as c:  # no consent, or another text than the one in use: nothing enrolled
+        r = c.post("/api/v1/residents", data={"id": "r-x", "name": "X"}, files=[("photos", photo("obama"))])
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "consent"]
+    r = enrol(stack, "r-x", "X", [photo("obama")], consent="face-entry-0")
+    assert (r.status_code, r.json()["detail"]) == (
+        422,
+        "consent 'face-entry-0' is not the text in use: show the resident consent 'face-entry-1' "
+        "(GET /api/v1/privacy/consent) and send its version once they agree",
+    )
+    r = enrol(stack, "r-zw", "Zhang Wei", [photo("obama")], unit="3-201", location="b1-u1", consent_by="guardian Li Na")
+    assert r.status_code == 201, r.text
+    with stack.client("prop-1") as c:
+        [consent] = c.get("/api/v1/residents/r-zw/consent").json()
+    assert {k: consent[k] for k in ("version", "text_sha256", "given_by", "recorded_by", "withdrawn_at")} == {
+        "version": CONSENT, "text_sha256": text["text_sha256"], "given_by": "guardian Li Na", "recorded_by": "op-1",
+        "withdrawn_at": None,
+    }  # fmt: skip
+    # the gate let them in and sent its face crop; removing them removes it, here and in what the API serves
+    entry = gate_event(EventKind.ENTRY, 1, method=EntryMethod.FACE, person="r-zw", distance=0.3,
+                       snapshot_jpeg=base64.b64encode(jpeg(3)).decode())  # fmt: skip
+    other = gate_event(EventKind.ENTRY, 2, method=EntryMethod.FACE, person="r-101",
+                       snapshot_jpeg=base64.b64encode(jpeg(4)).decode())  # fmt: skip
+    publish(stack, [entry, other])
+    assert wait_until(lambda: count(stack.db, Entry) == 2, 10)
+    assert files_under(stack.media) == sorted([f"snapshots/{entry.id}.jpg", f"snapshots/{other.id}.jpg"])
+    with stack.client("prop-1") as c:
+        assert c.delete("/api/v1/residents/r-zw").status_code == 200
+        assert c.get(f"/api/v1/snapshots/{entry.id}.jpg").status_code == 404
+        assert c.get(f"/api/v1/snapshots/{other.id}.jpg").status_code == 200
+        [gone] = c.get("/api/v1/residents", params={"include_deleted": True}).json()
+        [consent] = c.get("/api/v1/residents/r-zw/consent").json()
+        [mine] = [e for e in c.get("/api/v1/entries").json() if e["event_id"] == entry.id]
+    assert files_under(stack.media) == [f"snapshots/{other.id}.jpg"]
+    assert (gone["id"], gone["name"], gone["unit"], gone["deleted_at"] is not None) == ("r-zw", "", None, True)
+    assert consent["withdrawn_at"] is not None
+    assert (mine["person"], mine["snapshot_url"]) == ("r-zw", None)  # the entry stays its retention period
+    assert wait_until(
+        lambda: stack.sync("r-zw") == {"north": ("delete", "acked", 1), "south": ("delete", "acked", 1)}, 10
+    )
+    with stack.client("admin-1") as c:
+        log = c.get("/api/v1/audit", params={"target": "r-zw"}).json()
+    assert [(a["action"], a["actor"], a["outcome"]) for a in log] == [
+        ("resident_removed", "prop-1", "embedding deleted, 1 snapshots removed"),
+        ("resident_enrolled", "op-1", "consent face-entry-1 given by guardian Li Na"),
+    ]
+    stack.gate.stop()
 
 
 def test_a_property_company_enrols_lists_and_removes_only_its_communitys_residents(stack: Stack) -> None:

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import FileResponse
 
+from cloud import audit
+from cloud.audit import AuditAction
 from cloud.db.models import Entry, EventRow
 from cloud.gates.snapshots import snapshot_url
 from cloud.gates.store import list_entries
@@ -33,21 +35,35 @@ ControlRoom = Depends(require(Role.OPERATOR, Role.ADMIN))
         504: {"description": "the gate did not answer in time, or its gateway is offline"},
     },
 )
-def open_gate(gate: str, ctx: CtxDep, user: Annotated[CurrentUser, ControlRoom]) -> DoorOpened:
+def open_gate(gate: str, ctx: CtxDep, session: SessionDep, user: Annotated[CurrentUser, ControlRoom]) -> DoorOpened:
     if gate not in {g.id for g in ctx.site.gates}:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no gate {gate!r} (known: {[g.id for g in ctx.site.gates]})")
     if ctx.gates is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this API process has no link to the gates")
     timeout = ctx.door_open_timeout_s
-    try:
-        ack = ctx.gates.request(gate=gate, name=CommandName.DOOR_OPEN, args=DoorOpenArgs(by=user.id), timeout=timeout)
-    except GateUnavailable as exc:
-        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"gate {gate} cannot be reached: {exc}") from exc
-    if ack is None:
-        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"gate {gate} did not answer within {timeout:g} s")
-    if not ack.ok:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"gate {gate} could not open: {ack.error}")
-    return DoorOpened(gate=gate, command_id=ack.id, result=ack.result)
+    outcome = "not sent"
+    try:  # every attempt is in the audit log with what came of it
+        try:
+            ack = ctx.gates.request(
+                gate=gate, name=CommandName.DOOR_OPEN, args=DoorOpenArgs(by=user.id), timeout=timeout
+            )
+        except GateUnavailable as exc:
+            outcome = f"unreachable: {exc}"
+            raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"gate {gate} cannot be reached: {exc}") from exc
+        if ack is None:
+            outcome = f"no answer within {timeout:g} s"
+            raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"gate {gate} did not answer within {timeout:g} s")
+        if not ack.ok:
+            outcome = f"refused: {ack.error}"
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"gate {gate} could not open: {ack.error}")
+        outcome = f"opened (command {ack.id})"
+        return DoorOpened(gate=gate, command_id=ack.id, result=ack.result)
+    finally:
+        audit.record(
+            session, actor=user.id, role=user.role, action=AuditAction.DOOR_OPENED, target=gate, at=ctx.clock(),
+            outcome=outcome,
+        )  # fmt: skip
+        session.commit()
 
 
 def _entry(e: Entry) -> EntryPublic:
@@ -62,6 +78,7 @@ def _entry(e: Entry) -> EntryPublic:
     "/entries", response_model=list[EntryPublic], summary="Who came in at the gates (or was refused), newest first"
 )
 def entries(
+    ctx: CtxDep,
     session: SessionDep,
     user: GateStaff,
     scopes: ScopesDep,
@@ -72,7 +89,13 @@ def entries(
     if since is not None and since.tzinfo is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since needs a time zone, e.g. ...Z")
     mine = scopes.devices(user)  # a property department: its communities' gates only
-    return [_entry(e) for e in list_entries(session, gate=gate, since=since, limit=limit, gates=mine)]
+    rows = [_entry(e) for e in list_entries(session, gate=gate, since=since, limit=limit, gates=mine)]
+    audit.record(
+        session, actor=user.id, role=user.role, action=AuditAction.ENTRIES_VIEWED, target=gate or "(all gates)",
+        at=ctx.clock(), outcome=f"{len(rows)} entries" + (f" since {since.isoformat()}" if since else ""),
+    )  # fmt: skip
+    session.commit()
+    return rows
 
 
 @router.get(
@@ -95,4 +118,9 @@ def snapshot(event_id: str, ctx: CtxDep, session: SessionDep, user: CurrentUser,
     path = (root / row.snapshot).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise missing
+    audit.record(
+        session, actor=user.id, role=user.role, action=AuditAction.SNAPSHOT_VIEWED, target=event_id, at=ctx.clock(),
+        outcome=f"{row.kind} at {row.device}" + (f", work order {row.work_order_id}" if row.work_order_id else ""),
+    )  # fmt: skip
+    session.commit()
     return FileResponse(path, media_type="image/jpeg")

@@ -24,6 +24,8 @@ import segno
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud import audit
+from cloud.audit import AuditAction
 from cloud.db.models import PassGate, User, VisitorPass
 from cloud.gates.passes import (
     RevocationState,
@@ -256,7 +258,13 @@ def get_(pass_id: str, ctx: CtxDep, session: SessionDep, scopes: ScopesDep, user
 def revoke(pass_id: str, ctx: CtxDep, session: SessionDep, scopes: ScopesDep, user: Manager) -> PassPublic:
     p = _pass(session, ctx, scopes, user, pass_id)
     now = ctx.clock()
+    was_revoked = p.revoked_at is not None
     planned = revoke_pass(session, visitor_pass=p, by=user.id, now=now)
+    if not was_revoked:
+        audit.record(
+            session, actor=user.id, role=user.role, action=AuditAction.PASS_REVOKED, target=p.id, at=now,
+            outcome=f"visitor {p.visitor_name} of {p.resident}: {planned} gates to tell",
+        )  # fmt: skip
     session.commit()
     if planned and ctx.gates is not None:
         ctx.gates.kick()

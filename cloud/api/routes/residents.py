@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from cloud.db.models import Resident, User
+from cloud import audit
+from cloud.audit import AuditAction
+from cloud.db.models import Consent, Resident, User
 from cloud.gates.enrolment import MAX_PHOTOS, PhotoError, embedding_bytes
 from cloud.gates.store import (
     AlreadyEnrolled,
@@ -20,11 +23,12 @@ from cloud.gates.store import (
     list_residents,
 )
 from cloud.media import MediaError, checked_image
+from cloud.privacy import consent_digest, forget_resident, remove_files
 from cloud.workorders.routing import RoutingError
 from sc.config.schema import Gate
 
 from ..deps import ApiContext, CtxDep, GateStaff, ScopesDep, SessionDep
-from ..schemas import DeliveryPublic, ResidentPublic
+from ..schemas import ConsentPublic, DeliveryPublic, ResidentPublic
 from ..scope import Scopes
 
 router = APIRouter(prefix="/api/v1/residents", tags=["residents and gates"])
@@ -49,9 +53,26 @@ def enrol(
     photos: Annotated[
         list[UploadFile], File(description=f"1-{MAX_PHOTOS} photos of the resident alone (JPEG or PNG, 5 MB each)")
     ],
+    consent: Annotated[
+        str,
+        Form(
+            max_length=64,
+            description="the version of the consent text (GET /api/v1/privacy/consent) the resident agreed to",
+        ),
+    ],
     unit: Annotated[str | None, Form(max_length=32, description="flat or room, e.g. 3-201")] = None,
     location: Annotated[str | None, Form(description="grid-tree id of their building or stairwell")] = None,
+    consent_by: Annotated[
+        str | None, Form(min_length=1, max_length=120, description="who agreed, if not the resident (a guardian)")
+    ] = None,
 ) -> ResidentPublic:
+    current = ctx.site.privacy.current_consent
+    if consent != current.version:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"consent {consent!r} is not the text in use: show the resident consent {current.version!r} "
+            "(GET /api/v1/privacy/consent) and send its version once they agree",
+        )
     if location is not None:
         try:
             ctx.router.chain(location)
@@ -86,6 +107,16 @@ def enrol(
         r = enrol_resident(
             session, resident_id=resident_id, name=name, embedding=embedding_bytes(vec), photos=len(photos),
             by=user.id, now=ctx.clock(), gates=serving(ctx, location), unit=unit, location=location,
+        )  # fmt: skip
+        session.add(
+            Consent(
+                resident=r.id, version=current.version, text_sha256=consent_digest(current.text),
+                given_by=consent_by or "the resident", recorded_by=user.id, at=ctx.clock(),
+            )
+        )  # fmt: skip
+        audit.record(
+            session, actor=user.id, role=user.role, action=AuditAction.RESIDENT_ENROLLED, target=r.id,
+            at=ctx.clock(), outcome=f"consent {current.version} given by {consent_by or 'the resident'}",
         )  # fmt: skip
         session.commit()
     except (AlreadyEnrolled, IntegrityError) as exc:
@@ -136,17 +167,33 @@ def get(resident_id: str, session: SessionDep, user: GateStaff, scopes: ScopesDe
 )
 def remove(resident_id: str, ctx: CtxDep, session: SessionDep, user: GateStaff, scopes: ScopesDep) -> ResidentPublic:
     _resident(session, resident_id, scopes, user)  # another community's resident: not yours to remove
+    now = ctx.clock()
     try:
-        r = delete_resident(
-            session, resident_id=resident_id, now=ctx.clock(), gates=ctx.site.gates
-        )  # where it was sent
+        r = delete_resident(session, resident_id=resident_id, now=now, gates=ctx.site.gates)  # where it was sent
     except ResidentNotFound as exc:
         session.rollback()
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    snapshots = forget_resident(session, resident=r, now=now)  # no name, consent withdrawn, their face crops
+    audit.record(
+        session, actor=user.id, role=user.role, action=AuditAction.RESIDENT_REMOVED, target=r.id, at=now,
+        outcome=f"embedding deleted, {len(snapshots)} snapshots removed",
+    )  # fmt: skip
     session.commit()
+    remove_files(ctx.media_dir, snapshots)
     if ctx.gates is not None:
         ctx.gates.kick()
     return ResidentPublic.model_validate(r)
+
+
+@router.get(
+    "/{resident_id}/consent",
+    response_model=list[ConsentPublic],
+    summary="The resident's consent records: which text, who agreed, who enrolled them, when, withdrawn when",
+)
+def consents(resident_id: str, session: SessionDep, user: GateStaff, scopes: ScopesDep) -> list[ConsentPublic]:
+    _resident(session, resident_id, scopes, user)
+    rows = session.execute(select(Consent).where(Consent.resident == resident_id).order_by(Consent.at, Consent.id))
+    return [ConsentPublic.model_validate(c) for c in rows.scalars()]
 
 
 @router.get(
