@@ -142,6 +142,8 @@ def _out(ctx: ApiContext, claims: PassClaims) -> PassOut:
 
 
 def _pass(session: SessionDep, ctx: ApiContext, scopes: Scopes, user: User, pass_id: str) -> VisitorPass:
+    if user.role != Role.RESIDENT.value and not is_gate_staff(ctx.site, user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only a property company's department sees visitor passes")
     p = get_pass(session, pass_id=pass_id)
     if p is None or not _can_manage(scopes, ctx, user, p):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no visitor pass {pass_id!r} of yours")
