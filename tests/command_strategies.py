@@ -50,12 +50,19 @@ ARGS: dict[CommandName, st.SearchStrategy[CommandArgs]] = {
     CommandName.HEALTH: st.just(HealthArgs()),
     CommandName.GALLERY_DIGEST: st.just(GalleryDigestArgs()),
     CommandName.GALLERY_PUT: st.builds(
-        GalleryPutArgs, resident=resident_ids, name=st.text(max_size=120), embedding=embeddings, version=versions
+        GalleryPutArgs,
+        resident=resident_ids,
+        name=st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=120),
+        embedding=embeddings,
+        version=versions,
     ),
     CommandName.GALLERY_DELETE: st.builds(
         GalleryDeleteArgs, resident=resident_ids, version=st.one_of(st.none(), versions)
     ),
-    CommandName.DOOR_OPEN: st.builds(DoorOpenArgs, by=st.text(min_size=1, max_size=120)),
+    CommandName.DOOR_OPEN: st.builds(
+        DoorOpenArgs,
+        by=st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), min_size=1, max_size=120),
+    ),
     CommandName.PASS_REVOKE: st.builds(
         PassRevokeArgs,
         pass_id=st.text(alphabet=ID_FIRST + "ABCXYZ-_", min_size=8, max_size=40),

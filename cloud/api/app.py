@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 import sc
 from cloud.web.pages import mount_web
@@ -14,6 +18,8 @@ from .routes import auth, devices, garages, gates, live, open311, passes, privac
 from .scope import Scopes
 
 __all__ = ["create_api"]
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Work orders from device alarms and resident reports, devices and their state, events,
@@ -43,6 +49,14 @@ def create_api(ctx: ApiContext) -> FastAPI:
     add_docs(api)
     add_security_headers(api)
     api.add_middleware(BodyLimit, max_bytes=max_request_bytes(ctx.media_max_bytes))  # before a body is read
+
+    @api.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # a value that passed validation but that the database cannot take (a NUL character in a text, a number
+        # out of a column's range): the client's input, so a 422 saying which, never a 500
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        log.info("refused %s %s: %s", request.method, request.url.path, reason)
+        return JSONResponse(status_code=422, content={"detail": f"a value the database cannot store: {reason}"})
 
     @api.get("/health", tags=["health"], summary="Liveness (no sign-in)")
     def health() -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, HTTPException, Request, status
+from fastapi import Path as PathParam
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +35,7 @@ __all__ = [
     "CurrentUser",
     "GateStaff",
     "LiveStreams",
+    "RowId",
     "ScopesDep",
     "SessionDep",
     "TokenDep",
@@ -42,6 +44,10 @@ __all__ = [
     "require",
     "signed_in",
 ]
+
+
+#: A row id in a path: a positive 32-bit integer (the columns' type), so a larger number is a 422, not a 500.
+RowId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 class TooManyStreams(Exception):

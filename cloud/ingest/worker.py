@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.gates.snapshots import SnapshotError, decode_snapshot, save_snapshot
@@ -181,6 +181,18 @@ class IngestWorker:
             try:
                 self.handle(batch)
                 return
+            except DataError as exc:  # a value the database refuses: this batch would fail the same way forever
+                self.counters.db_errors += 1
+                reason = str(exc.orig or exc).splitlines()[0]
+                if len(batch) > 1:  # find the message: one by one, in order
+                    log.error("ingest: the database refused a value in a batch of %d (%s): taking them one by one",
+                              len(batch), reason)  # fmt: skip
+                    for m in batch:
+                        self._with_retry([m])
+                    return
+                if batch:
+                    self._refuse(batch[0], f"the database refused a value: {reason}")
+                return
             except SQLAlchemyError as exc:
                 self.counters.db_errors += 1
                 log.error("ingest: database error, batch of %d kept and retried in %.1f s: %s",
@@ -188,6 +200,24 @@ class IngestWorker:
                 if self._stop.wait(backoff):
                     return  # stopping: not acknowledged, the broker delivers them again
                 backoff = min(backoff * 2, 30.0)
+
+    def _refuse(self, m: Inbound, reason: str) -> None:
+        """Keep ``m`` as a dead letter and acknowledge it, so it is not delivered again (retried while the database
+        is down)."""
+        log.warning("ingest: refused %s: %s", m.topic, reason)
+        while not self._stop.is_set():
+            try:
+                with self.sessions.begin() as s:
+                    add_dead_letters(s, items=[(m.topic, reason, m.payload)], now=self.clock())
+                break
+            except SQLAlchemyError as exc:
+                log.error("ingest: cannot keep a dead letter (will retry): %s", str(exc).splitlines()[0])
+                self._stop.wait(1.0)
+        else:
+            return
+        self.ack([m])
+        self.counters.messages += 1
+        self.counters.dead_letters += 1
 
     # ---------------------------------------------------------------- one batch
 

@@ -300,7 +300,7 @@ class Event(_Model):
     gateway: DeviceId
     device: DeviceId
     ts: AwareDatetime = Field(description="when it happened, edge clock, UTC")
-    seq: int = Field(ge=1, description="per-device sequence number assigned by the edge outbox")
+    seq: int = Field(ge=1, le=2**63 - 1, description="per-device sequence number assigned by the edge outbox")
     kind: EventKind
     state: EventState
     severity: Severity
@@ -453,6 +453,8 @@ def decode(model: type[M], data: bytes) -> M:
     """Parse ``data`` as ``model``; raise :class:`ContractError` with a readable reason."""
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    if b"\\u0000" in data:  # JSON's only way to say NUL: no text of ours holds one, and PostgreSQL cannot store it
+        raise ContractError(f"invalid {model.__name__}: a NUL character (\\u0000) in a text")
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:

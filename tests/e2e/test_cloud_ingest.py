@@ -230,6 +230,42 @@ def test_a_gateway_speaking_for_what_it_does_not_own_is_refused_and_opens_nothin
         app.stop()
 
 
+def test_a_message_the_database_cannot_store_is_refused_alone_and_ingestion_goes_on(site: Site, db: Engine) -> None:
+    """A stolen gateway password must not stop the alarms: a sequence number past PostgreSQL's bigint and a NUL
+    character in a text are dead-lettered with the reason, the batch's other messages are stored, and so is what
+    comes after. (Before the contract bounded seq, the database refused it and the ingester retried that batch
+    forever; a value the database refuses now takes the batch apart and dead-letters that message alone.)"""
+    app = cloud(site, db, batch_max=50)
+    gw = _gateway_client(site)
+    try:
+        topic = str(Topic("test", "gw-a", Kind.EVENT, "smoke-1"))
+        huge = encode(_event("smoke-1", 1)).replace(b'"seq":1,', b'"seq":18446744073709551616,')
+        nul = encode(_event("smoke-2", 1)).replace(b'"rule":"smoke_density >= 8"', b'"rule":"smoke\\u0000"')
+        assert huge != encode(_event("smoke-1", 1)) and b"\\u0000" in nul
+        for payload in (huge, nul):
+            gw.publish(topic if payload is huge else str(Topic("test", "gw-a", Kind.EVENT, "smoke-2")), payload,
+                       qos=1).wait_for_publish(5)  # fmt: skip
+        good = _event("smoke-3", 1)
+        gw.publish(str(Topic("test", "gw-a", Kind.EVENT, "smoke-3")), encode(good), qos=1).wait_for_publish(5)
+        assert wait_until(lambda: len(orders(db)) == 1 and count(db, DeadLetter) == 2, 15), (
+            orders(db),
+            count(db, DeadLetter),
+        )
+        assert orders(db)[0].device == "smoke-3"
+        with Session(db) as s:
+            reasons = sorted(d.reason for d in s.execute(select(DeadLetter)).scalars())
+        assert reasons == [
+            "invalid Event: a NUL character (\\u0000) in a text",
+            "invalid Event: seq: Input should be less than or equal to 9223372036854775807",
+        ]
+        later = _event("smoke-1", 2)
+        gw.publish(topic, encode(later), qos=1).wait_for_publish(5)
+        assert wait_until(lambda: len(orders(db)) == 2, 10)
+    finally:
+        gw.loop_stop()
+        app.stop()
+
+
 def _gate_event(gateway: str, device: str, *, gate: str, kind: EventKind) -> Event:
     return Event(
         site="test", gateway=gateway, device=device, ts=datetime.now(UTC), seq=1, kind=kind,

@@ -47,8 +47,10 @@ FAST = settings(max_examples=150, deadline=None)
 
 ID_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789"
 ids = st.builds(lambda a, b: a + b, st.sampled_from(ID_FIRST), st.text(alphabet=ID_FIRST + "-_", max_size=63))
-event_ids = st.text(min_size=8, max_size=64)
-texts = st.text(max_size=40)
+#: any character but NUL, which no message may carry (decode refuses it: PostgreSQL cannot store it)
+chars = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
+event_ids = st.text(chars, min_size=8, max_size=64)
+texts = st.text(chars, max_size=40)
 
 
 def fin(lo: float | None = None, hi: float | None = None) -> st.SearchStrategy[float]:
@@ -115,21 +117,21 @@ statuses = st.builds(
     reason=texts,
     version=texts,
 )
-scalars = st.one_of(st.text(max_size=20), st.integers(-(2**62), 2**62), fin(), st.booleans())
+scalars = st.one_of(st.text(chars, max_size=20), st.integers(-(2**62), 2**62), fin(), st.booleans())
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**62), 2**62), fin(), st.text(max_size=10)),
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**62), 2**62), fin(), st.text(chars, max_size=10)),
     lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+        st.lists(children, max_size=4), st.dictionaries(st.text(chars, max_size=8), children, max_size=4)
     ),
     max_leaves=20,
 )
 acks = st.builds(
     CommandAck,
-    id=st.text(max_size=64),
+    id=st.text(chars, max_size=64),
     ts=aware,
     ok=st.booleans(),
     error=texts,
-    result=st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+    result=st.dictionaries(st.text(chars, max_size=8), json_values, max_size=4),
 )
 uplinks = st.builds(Uplink, ts=st.one_of(st.none(), aware), reading=readings)
 
@@ -324,6 +326,14 @@ def test_oversized_payload_is_refused_unread() -> None:
     assert msg == f"payload of {MAX_PAYLOAD_BYTES + 1} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
 
 
+def test_a_nul_character_anywhere_is_refused() -> None:
+    """PostgreSQL cannot store one in a text: a message carrying it would fail its whole batch."""
+    ack = CommandAck(id="abc", ts=TS, ok=False, error="a\x00b")
+    data = encode(ack)
+    assert b"\\u0000" in data
+    assert _contract_error(CommandAck, data) == "invalid CommandAck: a NUL character (\\u0000) in a text"
+
+
 def test_oversized_but_valid_json_is_refused() -> None:
     ack = CommandAck(id="abc", ts=TS, ok=True, error="e" * MAX_PAYLOAD_BYTES)
     data = encode(ack)
@@ -377,7 +387,7 @@ def test_arbitrary_bytes_only_contract_error(model: type[BaseModel], data: bytes
 
 @pytest.mark.parametrize("model", list(MODEL_FOR_KIND.values()))
 @FAST
-@given(obj=st.one_of(json_values, st.dictionaries(st.text(max_size=8), json_values, max_size=6)))
+@given(obj=st.one_of(json_values, st.dictionaries(st.text(chars, max_size=8), json_values, max_size=6)))
 def test_arbitrary_json_only_contract_error(model: type[BaseModel], obj: Any) -> None:
     try:
         out = decode(model, json.dumps(obj).encode())

@@ -25,7 +25,7 @@ from cloud.workorders.routing import RoutingError
 from cloud.workorders.states import BadRequest, Role, Status
 from cloud.workorders.store import create_report
 
-from ..deps import CtxDep, CurrentUser, SessionDep, require
+from ..deps import CtxDep, CurrentUser, RowId, SessionDep, require
 
 #: Reports with a photo one user may file in a day (the photos share the disk with the database).
 PHOTOS_PER_DAY = 20
@@ -200,7 +200,7 @@ def list_requests(
 
 @router.get("/requests/{request_id}.json", response_model=list[RequestOut], summary="One report")
 def get_request(
-    request_id: int, ctx: CtxDep, session: SessionDep, user: CurrentUser
+    request_id: RowId, ctx: CtxDep, session: SessionDep, user: CurrentUser
 ) -> list[RequestOut] | JSONResponse:
     q = select(WorkOrder).where(WorkOrder.id == request_id, WorkOrder.source == "resident", visible(ctx.site, user))
     o = session.execute(q).scalar_one_or_none()

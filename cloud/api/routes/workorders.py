@@ -13,7 +13,7 @@ from cloud.workorders.queries import can_see, visible
 from cloud.workorders.states import Action, BadRequest, NotAllowed, Role, Status, WrongStatus, allowed_actions
 from cloud.workorders.store import transition
 
-from ..deps import CtxDep, CurrentUser, SessionDep
+from ..deps import CtxDep, CurrentUser, RowId, SessionDep
 from ..schemas import ActionRequest, EventPublic, HistoryPublic, WorkOrderDetail, WorkOrderPublic
 
 router = APIRouter(prefix="/api/v1/work-orders", tags=["work orders"])
@@ -74,7 +74,7 @@ def _detail(session: SessionDep, order: WorkOrderRow, user: User) -> WorkOrderDe
 
 
 @router.get("/{order_id}", response_model=WorkOrderDetail, summary="One order with its history and events")
-def get_order(order_id: int, ctx: CtxDep, session: SessionDep, user: CurrentUser) -> WorkOrderDetail:
+def get_order(order_id: RowId, ctx: CtxDep, session: SessionDep, user: CurrentUser) -> WorkOrderDetail:
     order = can_see(session, ctx.site, user, order_id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no work order {order_id} that you may see")
@@ -87,7 +87,7 @@ def get_order(order_id: int, ctx: CtxDep, session: SessionDep, user: CurrentUser
     summary="Act on an order: acknowledge, dispatch, accept, arrive, resolve, close (with rating), reopen",
     responses={403: {"description": "your role may not do this"}, 409: {"description": "not from this status"}},
 )
-def act(order_id: int, body: ActionRequest, ctx: CtxDep, session: SessionDep, user: CurrentUser) -> WorkOrderDetail:
+def act(order_id: RowId, body: ActionRequest, ctx: CtxDep, session: SessionDep, user: CurrentUser) -> WorkOrderDetail:
     if can_see(session, ctx.site, user, order_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no work order {order_id} that you may see")
     role = Role(user.role)
