@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +86,11 @@ class LiveStreams:
             return self._open.get(user_id, 0) if user_id is not None else sum(self._open.values())
 
 
+def hasher_threads() -> int:
+    """Half the cores, 1 to 4: a flood of sign-ins leaves the other half to everyone else."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 @dataclass(frozen=True)
 class ApiContext:
     site: SiteConfig
@@ -99,7 +105,9 @@ class ApiContext:
     signin_limits: SignInLimits = field(default_factory=SignInLimits)
     scrypt_n: int = SCRYPT_N  # the password hashes' cost (CloudSettings.password_scrypt_n)
     # passwords are checked here, not on the request threads (scrypt is slow on purpose); at most 32 wait
-    hasher: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="password"))
+    hasher: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(hasher_threads(), thread_name_prefix="password")
+    )
     hashing: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(32))
     media_dir: Path = Path("run/media")
     media_max_bytes: int = 5 * 1024 * 1024

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, false, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Select, case, false, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from cloud.db.models import User, WorkOrder
@@ -13,7 +14,7 @@ from sc.config.schema import SiteConfig
 
 from .states import Role
 
-__all__ = ["GROUPINGS", "MAX_STATS_DAYS", "can_see", "stats", "visible"]
+__all__ = ["GROUPINGS", "MAX_STATS_DAYS", "can_see", "list_query", "stats", "visible"]
 
 
 def _grids_of(site: SiteConfig, user_id: str) -> list[str]:
@@ -39,6 +40,33 @@ def visible(site: SiteConfig, user: User) -> ColumnElement[bool]:
     if role is Role.RESIDENT:
         return WorkOrder.reporter == user.id
     return false()
+
+
+def list_query(
+    site: SiteConfig,
+    user: User,
+    *,
+    statuses: Sequence[str] = (),
+    department: str | None = None,
+    grid: str | None = None,
+    assignee: str | None = None,
+    category: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> Select[WorkOrder]:
+    """The orders ``user`` may see, filtered, newest first: what the board and the wall ask for."""
+    q = select(WorkOrder).where(visible(site, user))
+    if statuses:
+        q = q.where(WorkOrder.status.in_(list(statuses)))
+    for column, value in (
+        (WorkOrder.department, department),
+        (WorkOrder.grid, grid),
+        (WorkOrder.assignee, assignee),
+        (WorkOrder.category, category),
+    ):
+        if value is not None:
+            q = q.where(column == value)
+    return q.order_by(WorkOrder.id.desc()).limit(limit).offset(offset)
 
 
 def can_see(session: Session, site: SiteConfig, user: User, order_id: int) -> WorkOrder | None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from cloud.db.models import EventRow, User, WorkOrderHistory
 from cloud.db.models import WorkOrder as WorkOrderRow
-from cloud.workorders.queries import can_see, visible
+from cloud.workorders.queries import can_see, list_query
 from cloud.workorders.states import Action, BadRequest, NotAllowed, Role, Status, WrongStatus, allowed_actions
 from cloud.workorders.store import transition
 
@@ -32,18 +32,10 @@ def list_orders(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[WorkOrderPublic]:
-    q = select(WorkOrderRow).where(visible(ctx.site, user))
-    if status_:
-        q = q.where(WorkOrderRow.status.in_([s.value for s in status_]))
-    for column, value in (
-        (WorkOrderRow.department, department),
-        (WorkOrderRow.grid, grid),
-        (WorkOrderRow.assignee, assignee),
-        (WorkOrderRow.category, category),
-    ):
-        if value is not None:
-            q = q.where(column == value)
-    q = q.order_by(WorkOrderRow.id.desc()).limit(limit).offset(offset)
+    q = list_query(
+        ctx.site, user, statuses=[s.value for s in status_ or ()], department=department, grid=grid,
+        assignee=assignee, category=category, limit=limit, offset=offset,
+    )  # fmt: skip
     return [WorkOrderPublic.model_validate(o) for o in session.execute(q).scalars()]
 
 
