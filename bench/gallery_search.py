@@ -43,8 +43,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
-from edge.gate.faces import EMBEDDING_DIM  # noqa: E402
 from edge.gate.gallery import GalleryIndex  # noqa: E402
+from vision.faces import EMBEDDING_DIM  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate_common import machine, print_load, print_machine  # noqa: E402

@@ -43,7 +43,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.gate.faces import FaceEngine, load_rgb, normalise
 from edge.gate.gallery import GalleryIndex
 from edge.gate.ledger import PassLedger
 from edge.gate.passcheck import PassChecker
@@ -53,6 +52,7 @@ from firmware_sim.faces import identities
 from firmware_sim.gatescene import DOOR_INSIDE, DOOR_LINE, LIGHTINGS, SCENES, build_scene
 from sc.contracts.messages import EntryMethod
 from sc.passes import PassClaims, generate_key, load_private_key, load_public_key, sign_pass
+from vision.faces import FaceEngine, load_rgb, normalise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate_common import (

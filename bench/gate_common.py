@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.gate.faces import FaceEngine
 from edge.gate.gallery import GalleryIndex
 from edge.gate.tools import enrolment_embedding
 from firmware_sim.faces import FACES_DIR
 from firmware_sim.gatescene import FrameTruth
+from vision.faces import FaceEngine
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

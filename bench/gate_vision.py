@@ -59,11 +59,11 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from edge.gate.faces import FaceEngine  # noqa: E402
 from edge.gate.gallery import GalleryIndex  # noqa: E402
 from edge.gate.pipeline import HOG_STEP, GateOutcome, GatePipeline, VisionSettings  # noqa: E402
 from firmware_sim.gatescene import DOOR_INSIDE, DOOR_LINE, LIGHTINGS, SCENES, FrameTruth, GateScene, build_scene  # noqa: E402
 from sc.contracts.messages import EntryMethod  # noqa: E402
+from vision.faces import FaceEngine  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate_common import (  # noqa: E402

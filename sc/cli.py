@@ -472,9 +472,9 @@ def gate_enroll(
     gate: Annotated[str | None, typer.Option(help="gate id in the config")] = None,
 ) -> None:
     """Enrol a resident into a gate's local gallery from photos (no cloud needed). Photos are not kept."""
-    from edge.gate.faces import EnrolmentError, FaceEngine
     from edge.gate.gallery import Gallery
     from edge.gate.tools import enrol_photos
+    from vision.faces import EnrolmentError, FaceEngine
 
     _, path = _gate_and_gallery(config, gate, gallery)
     for p in photos:
@@ -512,12 +512,12 @@ def gate_replay(
     """Run a video through the gate's own pipeline; print every decision and crossing as a JSON line."""
     import tempfile
 
-    from edge.gate.faces import FaceEngine
     from edge.gate.gallery import Gallery
     from edge.gate.ledger import PassLedger
     from edge.gate.passcheck import PassChecker
     from edge.gate.pipeline import GatePipeline, VisionSettings
     from edge.gate.tools import dumps, replay_video, video_frames
+    from vision.faces import FaceEngine
 
     gate_cfg, path = _gate_and_gallery(config, gate, gallery)
     overrides: dict[str, object] = {}
@@ -570,8 +570,8 @@ def gate_report(
     threshold: Annotated[float | None, typer.Option(help="the gate's current threshold, to compare")] = None,
 ) -> None:
     """Distance distributions (same person vs different people) and the threshold they suggest."""
-    from edge.gate.faces import FaceEngine
     from edge.gate.tools import distance_report, dumps, photo_embeddings, plot_report
+    from vision.faces import FaceEngine
 
     if not photos.is_dir():
         typer.echo(f"{photos}: not a folder", err=True)

@@ -408,10 +408,10 @@ def _start_influx(workdir: Path) -> InfluxProcess | None:
 
 def _enrol_demo_residents(cfg: LoadedConfig) -> None:
     """Enrol the demo's resident (the face the synthetic gate scenes show) at every gate with a camera."""
-    from edge.gate.faces import FaceEngine
     from edge.gate.gallery import Gallery
     from edge.gate.tools import enrolment_embedding
     from firmware_sim.faces import FACES_DIR
+    from vision.faces import FaceEngine
 
     gates = [g for g in cfg.site.gates if g.camera is not None]
     if not gates:

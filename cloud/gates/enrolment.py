@@ -1,7 +1,7 @@
 """Photos -> one face embedding, with the gates' own face engine; the photos are never kept.
 
 The photos are decoded in memory (OpenCV), each must hold exactly one face
-(:class:`edge.gate.faces.FaceEngine.enrolment_embedding`), and the resident's
+(:class:`vision.faces.FaceEngine.enrolment_embedding`), and the resident's
 embedding is the re-normalised mean of theirs, as ``sc gate enroll`` makes it.
 The engine (dlib; about 0.3 s to load) is made on first use and is not
 thread-safe: one per :class:`Enroller`, used under its lock, so API requests
@@ -15,7 +15,7 @@ import threading
 import cv2
 import numpy as np
 
-from edge.gate.faces import EMBEDDING_DIM, Embedding, EnrolmentError, FaceEngine, Image, normalise
+from vision.faces import EMBEDDING_DIM, Embedding, EnrolmentError, FaceEngine, Image, normalise
 
 __all__ = ["MAX_PHOTOS", "MAX_SIDE_PX", "Enroller", "PhotoError", "embedding_bytes"]
 

@@ -28,8 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sc.contracts.commands import decode_embedding_b64, encode_embedding_b64
-
-from .faces import EMBEDDING_DIM, Embedding, normalise
+from vision.faces import EMBEDDING_DIM, Embedding, normalise
 
 log = logging.getLogger(__name__)
 

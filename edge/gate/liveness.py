@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .faces import FaceBox
+from vision.faces import FaceBox
 
 __all__ = ["frame_around_face"]
 

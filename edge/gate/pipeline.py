@@ -46,9 +46,9 @@ import numpy.typing as npt
 
 from sc.config.schema import Gate
 from sc.contracts.messages import EntryMethod, EventKind
+from vision.faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, FaceEngine, Image
 
 from .counting import LineCounter
-from .faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, FaceEngine, Image
 from .gallery import GalleryIndex
 from .liveness import frame_around_face
 from .motion import MotionDetector

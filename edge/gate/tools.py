@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .faces import Embedding, EnrolmentError, FaceEngine, load_rgb, normalise
+from vision.faces import Embedding, EnrolmentError, FaceEngine, load_rgb, normalise
+
 from .gallery import Gallery
 from .pipeline import GateOutcome, GatePipeline
 

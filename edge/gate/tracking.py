@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .faces import Embedding, FaceBox
+from vision.faces import Embedding, FaceBox
+
 from .gallery import Match
 
 __all__ = ["FaceTrack", "FaceTracker"]

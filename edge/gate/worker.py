@@ -40,7 +40,8 @@ class VisionSpec:
 
 def build_pipeline(spec: VisionSpec) -> tuple[Any, Any]:
     """The pipeline and the gallery it searches (also used by ``sc gate replay``)."""
-    from .faces import FaceEngine
+    from vision.faces import FaceEngine
+
     from .gallery import Gallery
     from .ledger import PassLedger
     from .passcheck import PassChecker

@@ -255,7 +255,7 @@ _PHOTO_LOCK = threading.Lock()  # dlib's detector is not thread-safe, and GrabCu
 
 @lru_cache(maxsize=1)
 def _engine() -> object:
-    from edge.gate.faces import FaceEngine
+    from vision.faces import FaceEngine
 
     return FaceEngine()
 
@@ -263,7 +263,7 @@ def _engine() -> object:
 @lru_cache(maxsize=32)
 def _face_in_photo(path: str, face_index: int) -> tuple[float, float, float, float]:
     """The face box (left, top, right, bottom) dlib finds in a photo, the ``face_index``-th from the left."""
-    from edge.gate.faces import FaceEngine, load_rgb
+    from vision.faces import FaceEngine, load_rgb
 
     engine = _engine()
     assert isinstance(engine, FaceEngine)

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 from cloud.app import CloudApp
 from cloud.db.models import DeadLetter, Entry, EventRow, Resident, WorkOrder
 from cloud.workorders.states import Role
-from edge.gate.faces import FaceEngine, load_rgb
 from edge.gate.gallery import GalleryError
 from edge.gate.service import GateService
 from firmware_sim.faces import identities
@@ -59,6 +58,7 @@ from sc.contracts.messages import (
 )
 from sc.contracts.topics import Kind, Topic, topic_filter
 from sc.signing import load_verifier
+from vision.faces import FaceEngine, load_rgb
 
 PASSWORD = API_PASSWORD
 USERS = {

@@ -24,7 +24,6 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.app import StartupError
-from edge.gate.faces import FaceEngine
 from edge.gate.gallery import Gallery, encode_embedding
 from edge.gate.tools import enrolment_embedding
 from firmware_sim.door import DoorControllerSim
@@ -41,6 +40,7 @@ from sc.contracts.messages import (
 )
 from sc.contracts.topics import Kind
 from sc.passes import PassClaims, generate_key, load_private_key, sign_pass
+from vision.faces import FaceEngine
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.gate.faces import FaceEngine
 from edge.gate.gallery import GalleryIndex
 from edge.gate.ledger import PassLedger
 from edge.gate.passcheck import PassChecker
@@ -20,6 +19,7 @@ from firmware_sim.faces import FACES_DIR
 from firmware_sim.gatescene import DOOR_INSIDE, DOOR_LINE, build_scene
 from sc.contracts.messages import EntryMethod
 from sc.passes import PassClaims, generate_key, load_private_key, load_public_key, sign_pass
+from vision.faces import FaceEngine
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge.gate.faces import EMBEDDING_DIM, FaceEngine, load_rgb
 from edge.gate.gallery import Gallery
 from edge.gate.tools import distance_report
 from firmware_sim.faces import FACES_DIR
 from harness import REPO, sc_command
+from vision.faces import EMBEDDING_DIM, FaceEngine, load_rgb
 
 Vec = npt.NDArray[np.float32]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

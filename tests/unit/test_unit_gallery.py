@@ -12,9 +12,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge.gate.faces import EMBEDDING_DIM
 from edge.gate.gallery import Gallery, GalleryError, GalleryIndex, Match, decode_embedding, encode_embedding
 from harness import REPO
+from vision.faces import EMBEDDING_DIM
 
 Vec = npt.NDArray[np.float32]
 

@@ -11,11 +11,11 @@ import numpy.typing as npt
 import pytest
 
 from edge.gate.counting import Crossing, LineCounter
-from edge.gate.faces import FaceBox, FaceEngine, load_rgb
 from edge.gate.liveness import frame_around_face
 from edge.gate.motion import MotionDetector, small_grey
 from edge.gate.tracking import FaceTracker
 from firmware_sim.faces import FACES_DIR
+from vision.faces import FaceBox, FaceEngine, load_rgb
 
 Frame = npt.NDArray[np.uint8]
 W, H = 640, 480
@@ -496,7 +496,7 @@ def test_a_poor_dark_view_near_the_threshold_still_waits_for_a_better_one() -> N
 
 
 def test_only_a_dark_region_is_denoised_for_the_detector() -> None:
-    from edge.gate.faces import low_light_grey
+    from vision.faces import low_light_grey
 
     rng = np.random.default_rng(0)
     dark = rng.integers(20, 60, size=(60, 80, 3), dtype=np.uint8)

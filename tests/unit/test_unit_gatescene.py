@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.gate.faces import Embedding, FaceBox, FaceEngine, Image, load_rgb
 from firmware_sim.gatescene import (
     DOOR_INSIDE,
     DOOR_LINE,
@@ -23,6 +22,7 @@ from firmware_sim.gatescene import (
     side_of_line,
     write_video,
 )
+from vision.faces import Embedding, FaceBox, FaceEngine, Image, load_rgb
 
 W, H = 1280, 720
 LINE_Y = DOOR_LINE[0][1] * H
