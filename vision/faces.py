@@ -61,6 +61,8 @@ class FaceBox:
     right: int
     bottom: int
     score: float = 0.0  # the detector's confidence (higher is surer; 0 is its default cut)
+    #: eyes (left, right as seen), nose tip, mouth corners, full-frame pixels: from detectors that give them (YuNet)
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     @property
     def width(self) -> int:
