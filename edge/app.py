@@ -57,6 +57,7 @@ from sc.passes import load_public_key
 from sc.secrets import SecretError
 from sc.secrets import read_password as _read_password
 from sc.signing import CommandRefusal, CommandRefused, CommandVerifier, load_verifier
+from vision.models import ModelError
 
 from .commands import RefusalEvents, SeenCommands
 from .forwarder import Forwarder
@@ -302,14 +303,17 @@ class EdgeApp:
                         f"gate {gate.id}: pass_public_key {gate.pass_public_key} is not usable ({exc}); copy the "
                         "cloud's public pass key (.pub.pem) there, or remove the setting to refuse all passes"
                     ) from exc
-            gates[gate.id] = GateService(
-                gate=gate,
-                site=self.site.site.id,
-                base_dir=self.loaded.base_dir,
-                var_dir=var_dir,
-                emit=self.sink.event,
-                bus_for=self.sensors.buses.get,
-            )
+            try:
+                gates[gate.id] = GateService(
+                    gate=gate,
+                    site=self.site.site.id,
+                    base_dir=self.loaded.base_dir,
+                    var_dir=var_dir,
+                    emit=self.sink.event,
+                    bus_for=self.sensors.buses.get,
+                )
+            except ModelError as exc:
+                raise StartupError(f"gate {gate.id}: face_model {gate.face_model.value}: {exc}") from exc
             log.info(
                 "gate=%s on gateway=%s camera=%s", gate.id, self.gw.id, gate.camera.source if gate.camera else "none"
             )

@@ -25,11 +25,13 @@ import typer
 
 from firmware_sim.scenario import AfterScenario
 from sc.config.loader import ConfigError, LoadedConfig, load_site_config
+from sc.contracts.commands import DEFAULT_EMBEDDING_MODEL, EmbeddingModel
 from sc.logs import setup_logging
 
 if TYPE_CHECKING:
     from cloud.settings import CloudSettings
     from sc.config.schema import Gate
+    from vision.engines import Engine
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Smart-community edge gateway and cloud tools.")
 edge_app = typer.Typer(no_args_is_help=True, help="The edge gateway daemon (one per gate, garage or sensor hub).")
@@ -440,6 +442,18 @@ def demo(
 GalleryOpt = Annotated[Path | None, typer.Option(help="gallery file (default: the gate's, from --config/--gate)")]
 
 
+def _engine(model: EmbeddingModel) -> Engine:
+    """The face engine of ``model``; a missing model file is a message and exit status 2."""
+    from vision.engines import engine_for
+    from vision.models import ModelError
+
+    try:
+        return engine_for(model)
+    except ModelError as exc:
+        typer.echo(f"face model {model.value}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def _gate_and_gallery(config: Path | None, gate: str | None, gallery: Path | None) -> tuple[Gate | None, Path]:
     """The gate's config (if named) and the gallery file to use."""
     gate_cfg = None
@@ -474,16 +488,17 @@ def gate_enroll(
     """Enrol a resident into a gate's local gallery from photos (no cloud needed). Photos are not kept."""
     from edge.gate.gallery import Gallery
     from edge.gate.tools import enrol_photos
-    from vision.faces import EnrolmentError, FaceEngine
+    from vision.faces import EnrolmentError
 
-    _, path = _gate_and_gallery(config, gate, gallery)
+    gate_cfg, path = _gate_and_gallery(config, gate, gallery)
     for p in photos:
         if not p.is_file():
             typer.echo(f"{p}: no such file", err=True)
             raise typer.Exit(2)
-    g = Gallery(path)
+    model = gate_cfg.face_model if gate_cfg is not None else DEFAULT_EMBEDDING_MODEL
+    g = Gallery(path, model=model)
     try:
-        notes = enrol_photos(g, FaceEngine(), resident=resident, name=name, photos=photos)
+        notes = enrol_photos(g, _engine(model), resident=resident, name=name, photos=photos)
     except EnrolmentError as exc:
         typer.echo(f"not enrolled: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -517,9 +532,9 @@ def gate_replay(
     from edge.gate.passcheck import PassChecker
     from edge.gate.pipeline import GatePipeline, VisionSettings
     from edge.gate.tools import dumps, replay_video, video_frames
-    from vision.faces import FaceEngine
 
     gate_cfg, path = _gate_and_gallery(config, gate, gallery)
+    model = gate_cfg.face_model if gate_cfg is not None else DEFAULT_EMBEDDING_MODEL
     overrides: dict[str, object] = {}
     if threshold is not None:
         overrides["threshold"] = threshold
@@ -537,7 +552,7 @@ def gate_replay(
     if not video.is_file():
         typer.echo(f"{video}: no such file", err=True)
         raise typer.Exit(2)
-    g = Gallery(path)
+    g = Gallery(path, model=model)
     index = g.index()
     checker = None
     if pass_key is not None:
@@ -546,7 +561,7 @@ def gate_replay(
         ledger = PassLedger(Path(tempfile.mkdtemp()) / "replay-passes.db")  # replays must not use up real passes
         gate_id = gate_cfg.id if gate_cfg is not None else (gate or "gate")
         checker = PassChecker(public_key=load_public_key(pass_key), site=site, gate=gate_id, ledger=ledger)
-    pipeline = GatePipeline(settings=settings, engine=FaceEngine(), gallery=lambda: index, passes=checker)
+    pipeline = GatePipeline(settings=settings, engine=_engine(model), gallery=lambda: index, passes=checker)
     import time as _time
 
     start = _time.time()
@@ -568,15 +583,20 @@ def gate_report(
     photos: Annotated[Path, typer.Argument(help="folder with one sub-folder of photos per person")],
     plot: Annotated[Path | None, typer.Option(help="write the distance histograms to this PNG")] = None,
     threshold: Annotated[float | None, typer.Option(help="the gate's current threshold, to compare")] = None,
+    model: Annotated[str, typer.Option(help="face model: dlib-resnet-v1 or faceplugin-fr-feature")] = "dlib-resnet-v1",
 ) -> None:
     """Distance distributions (same person vs different people) and the threshold they suggest."""
     from edge.gate.tools import distance_report, dumps, photo_embeddings, plot_report
-    from vision.faces import FaceEngine
 
     if not photos.is_dir():
         typer.echo(f"{photos}: not a folder", err=True)
         raise typer.Exit(2)
-    people = photo_embeddings(FaceEngine(), photos)
+    try:
+        face_model = EmbeddingModel(model)
+    except ValueError as exc:
+        typer.echo(f"--model: {model!r} is not one of {', '.join(m.value for m in EmbeddingModel)}", err=True)
+        raise typer.Exit(2) from exc
+    people = photo_embeddings(_engine(face_model), photos)
     if len(people) < 2:
         typer.echo("need photos of at least two people (one sub-folder each)", err=True)
         raise typer.Exit(2)

@@ -411,7 +411,7 @@ def _enrol_demo_residents(cfg: LoadedConfig) -> None:
     from edge.gate.gallery import Gallery
     from edge.gate.tools import enrolment_embedding
     from firmware_sim.faces import FACES_DIR
-    from vision.faces import FaceEngine
+    from vision.engines import engine_for
 
     gates = [g for g in cfg.site.gates if g.camera is not None]
     if not gates:
@@ -420,10 +420,10 @@ def _enrol_demo_residents(cfg: LoadedConfig) -> None:
     if not all(p.exists() for p in photos):
         print("demo: face photos not fetched (run ./scripts/setup.sh): the gates will know nobody")
         return
-    vec, _ = enrolment_embedding(FaceEngine(), photos)
+    vecs = {m: enrolment_embedding(engine_for(m), photos)[0] for m in {g.face_model for g in gates}}
     for gate in gates:
         path = gate.gallery or cfg.resolve(Path("var") / gate.gateway / gate.id / "gallery.db")
-        gallery = Gallery(path)
-        gallery.put("r-1-0101", "Resident 1-0101", vec)
+        gallery = Gallery(path, model=gate.face_model)
+        gallery.put("r-1-0101", "Resident 1-0101", vecs[gate.face_model])
         gallery.close()
         print(f"demo: gate {gate.id} watches {gate.camera.source if gate.camera else '-'}; 1 resident enrolled")

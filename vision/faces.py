@@ -24,11 +24,14 @@ import face_recognition_models as frm
 import numpy as np
 import numpy.typing as npt
 
+from sc.contracts.commands import EMBEDDING_DIMS, EmbeddingModel
+
 __all__ = ["EMBEDDING_DIM", "Embedding", "EnrolmentError", "FaceBox", "FaceEngine", "Image"]
 
-EMBEDDING_DIM = 128
+#: dlib's (the default model's) embedding size; each engine says its own (``dim``)
+EMBEDDING_DIM = EMBEDDING_DIMS[EmbeddingModel.DLIB_RESNET_V1]
 Image = npt.NDArray[np.uint8]  # H x W x 3, RGB
-Embedding = npt.NDArray[np.float32]  # (128,), unit length
+Embedding = npt.NDArray[np.float32]  # (dim,), unit length
 
 #: The HOG detector finds faces of about 80 px and up; smaller ones are upsampled or missed.
 HOG_MIN_FACE_PX = 80
@@ -98,6 +101,9 @@ class FaceBox:
 
 class FaceEngine:
     """The dlib models, loaded once (about 0.3 s); not thread-safe, use one per worker."""
+
+    model = EmbeddingModel.DLIB_RESNET_V1
+    dim = EMBEDDING_DIMS[EmbeddingModel.DLIB_RESNET_V1]
 
     def __init__(self) -> None:
         self._detector = dlib.get_frontal_face_detector()

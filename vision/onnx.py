@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from sc.contracts.commands import EMBEDDING_DIMS, EmbeddingModel
+
 from .faces import Embedding, EnrolmentError, FaceBox, Image, low_light_grey, normalise
 from .models import DEFAULT_DIR, model_path
 
@@ -35,14 +37,14 @@ LANDMARK_PX = (224, 288, 352)
 class OnnxFaceEngine:
     """YuNet + ``fr_feature``, loaded once; not thread-safe (one per worker, as the dlib engine)."""
 
-    model = "faceplugin-fr-feature"
-    dim = 512
+    model = EmbeddingModel.FACEPLUGIN_FR_FEATURE
+    dim = EMBEDDING_DIMS[EmbeddingModel.FACEPLUGIN_FR_FEATURE]
 
     def __init__(self, models_dir: Path = DEFAULT_DIR, *, score_threshold: float = 0.6) -> None:
         self._detector = cv2.FaceDetectorYN.create(
             str(model_path("yunet-2023mar", models_dir)), "", (320, 320), score_threshold, 0.3, 5000
         )
-        self._net = cv2.dnn.readNetFromONNX(str(model_path(self.model, models_dir)))
+        self._net = cv2.dnn.readNetFromONNX(str(model_path(self.model.value, models_dir)))
 
     def detect(
         self,

@@ -15,9 +15,13 @@ import threading
 import cv2
 import numpy as np
 
+from sc.contracts.commands import EmbeddingModel
 from vision.faces import EMBEDDING_DIM, Embedding, EnrolmentError, FaceEngine, Image, normalise
 
-__all__ = ["MAX_PHOTOS", "MAX_SIDE_PX", "Enroller", "PhotoError", "embedding_bytes"]
+__all__ = ["ENROLMENT_MODEL", "MAX_PHOTOS", "MAX_SIDE_PX", "Enroller", "PhotoError", "embedding_bytes"]
+
+#: The face model the cloud enrols with (one so far; the gates of another model are enrolled locally).
+ENROLMENT_MODEL = EmbeddingModel.DLIB_RESNET_V1
 
 MAX_PHOTOS = 5
 #: Larger photos are scaled down first: a phone's 12 MP photo takes seconds to search for faces.

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from cloud.db.engine import dialect_insert
 from cloud.db.models import Entry, GalleryDelivery, Resident
 from sc.config.schema import Gate, SiteConfig
+from sc.contracts.commands import EmbeddingModel
 from sc.contracts.messages import Event, EventKind, GatePayload, new_id
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "delivery_state",
     "due_deliveries",
     "enrol_resident",
+    "enrolment_gates",
     "in_flight",
     "list_entries",
     "list_residents",
@@ -234,6 +236,17 @@ def community_gates(site: SiteConfig) -> Serves:
             return True
         gc, rc = community.get(gate.location), community.get(location)
         return gc is None or rc is None or gc == rc
+
+    return serves
+
+
+def enrolment_gates(site: SiteConfig, model: EmbeddingModel) -> Serves:
+    """The gates a face enrolled with ``model`` goes to: its own community's (:func:`community_gates`) that
+    recognise with that model (an embedding means nothing to another model's gate)."""
+    community = community_gates(site)
+
+    def serves(gate: Gate, location: str | None) -> bool:
+        return gate.face_model is model and community(gate, location)
 
     return serves
 

@@ -47,6 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.garages.view import GarageView
+from cloud.gates.enrolment import ENROLMENT_MODEL
 from sc.config.schema import SiteConfig
 from sc.contracts.commands import (
     CommandAck,
@@ -79,8 +80,8 @@ from .passes import (
 )
 from .store import (
     Op,
-    community_gates,
     due_deliveries,
+    enrolment_gates,
     gates_for,
     in_flight,
     mark_acked,
@@ -155,7 +156,14 @@ class GateLink:
         self.retry_max_s = retry_max_s
         self.clock = clock
         self.gates = {g.id: g for g in site.gates}
-        self.serves = community_gates(site)  # a face goes to its own community's gates only
+        # a face goes to its own community's gates only, those that recognise with the model it was enrolled with
+        self.serves = enrolment_gates(site, ENROLMENT_MODEL)
+        for g in site.gates:
+            if g.face_model is not ENROLMENT_MODEL:
+                log.warning(
+                    "gate link: gate %s recognises with %s; the cloud enrols with %s only so far: enrol its "
+                    "residents at the gate (sc gate enroll)", g.id, g.face_model.value, ENROLMENT_MODEL.value,
+                )  # fmt: skip
         self.gateways = sorted({g.gateway for g in site.gates})  # gallery sync: the gates' gateways
         self.gates_gateways = frozenset(self.gateways)
         self.garage_gateways = sorted({g.gateway for g in site.garages})
@@ -363,7 +371,9 @@ class GateLink:
                     emb = encode_embedding_b64(np.frombuffer(r.embedding, dtype="<f4"))
                     name, args = (
                         CommandName.GALLERY_PUT,
-                        GalleryPutArgs(resident=r.id, name=r.name[:120], embedding=emb, version=d.version),
+                        GalleryPutArgs(
+                            resident=r.id, name=r.name[:120], model=ENROLMENT_MODEL, embedding=emb, version=d.version
+                        ),
                     )
                 else:
                     name, args = CommandName.GALLERY_DELETE, GalleryDeleteArgs(resident=r.id, version=d.version)

@@ -27,8 +27,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from sc.contracts.commands import decode_embedding_b64, encode_embedding_b64
-from vision.faces import EMBEDDING_DIM, Embedding, normalise
+from sc.contracts.commands import (
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_DIMS,
+    EmbeddingModel,
+    decode_embedding_b64,
+    encode_embedding_b64,
+)
+from vision.faces import Embedding, normalise
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,8 @@ CREATE TABLE IF NOT EXISTS residents (
     name TEXT NOT NULL,
     embedding BLOB NOT NULL,
     version INTEGER NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    model TEXT NOT NULL DEFAULT 'dlib-resnet-v1'
 );
 CREATE TABLE IF NOT EXISTS tombstones (
     id TEXT PRIMARY KEY,
@@ -53,15 +60,15 @@ class GalleryError(ValueError):
     """An embedding or resident record that cannot be stored."""
 
 
-def encode_embedding(vec: Embedding) -> str:
-    """Base64 of the 128 little-endian float32s: how an embedding travels in a command (the contract's codec)."""
-    return encode_embedding_b64(vec)
+def encode_embedding(vec: Embedding, model: EmbeddingModel = DEFAULT_EMBEDDING_MODEL) -> str:
+    """Base64 of the model's little-endian float32s: how an embedding travels in a command (the contract's codec)."""
+    return encode_embedding_b64(vec, model)
 
 
-def decode_embedding(text: str) -> Embedding:
+def decode_embedding(text: str, model: EmbeddingModel = DEFAULT_EMBEDDING_MODEL) -> Embedding:
     """The inverse of :func:`encode_embedding`, unit length; :class:`GalleryError` if it is not a usable one."""
     try:
-        return normalise(decode_embedding_b64(text))
+        return normalise(decode_embedding_b64(text, model))
     except ValueError as exc:
         raise GalleryError(str(exc)) from exc
 
@@ -78,8 +85,9 @@ class GalleryIndex:
     """An immutable snapshot of the gallery as a matrix; safe to share between threads."""
 
     def __init__(self, ids: list[str], names: list[str], matrix: npt.NDArray[np.float32]) -> None:
-        if matrix.shape != (len(ids), EMBEDDING_DIM):
-            raise ValueError(f"matrix shape {matrix.shape} does not match {len(ids)} ids")
+        dims = sorted(set(EMBEDDING_DIMS.values()))
+        if matrix.ndim != 2 or matrix.shape[0] != len(ids) or matrix.shape[1] not in dims:
+            raise ValueError(f"matrix shape {matrix.shape} does not match {len(ids)} ids of {dims} values each")
         self.ids = ids
         self.names = names
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -89,8 +97,8 @@ class GalleryIndex:
         return len(self.ids)
 
     @classmethod
-    def empty(cls) -> GalleryIndex:
-        return cls([], [], np.zeros((0, EMBEDDING_DIM), dtype=np.float32))
+    def empty(cls, dim: int = EMBEDDING_DIMS[DEFAULT_EMBEDDING_MODEL]) -> GalleryIndex:
+        return cls([], [], np.zeros((0, dim), dtype=np.float32))
 
     def search(self, query: Embedding) -> Match | None:
         """The nearest resident to a unit embedding (None for an empty gallery)."""
@@ -119,9 +127,13 @@ def _distance(score: float) -> float:
 class Gallery:
     """The gate's residents on disk (SQLite, WAL, fsync). Several processes may open the same file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, model: EmbeddingModel = DEFAULT_EMBEDDING_MODEL) -> None:
+        """``model``: the face model the gate recognises with; embeddings of another are refused, and rows of another
+        (a gate whose model was changed) are not searched until the resident is enrolled again."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.model = model
+        self.dim = EMBEDDING_DIMS[model]
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -129,16 +141,37 @@ class Gallery:
         # a removed resident's embedding is overwritten with zeros, not left in a free page
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(residents)")}
+        if "model" not in columns:  # a gallery from before models were named: every row is dlib's
+            self._db.execute(
+                f"ALTER TABLE residents ADD COLUMN model TEXT NOT NULL DEFAULT '{DEFAULT_EMBEDDING_MODEL.value}'"
+            )
         self._seen_version: int | None = None
         self.checkpoints_busy = 0  # removals whose WAL could not be emptied at once (a reader held it)
 
     # ------------------------------------------------------------------ changes
 
-    def put(self, resident: str, name: str, embedding: Embedding, *, version: int | None = None) -> bool:
-        """Add or replace a resident; False (and nothing changed) if ``version`` is older than what is stored."""
+    def put(
+        self,
+        resident: str,
+        name: str,
+        embedding: Embedding,
+        *,
+        version: int | None = None,
+        model: EmbeddingModel | None = None,
+    ) -> bool:
+        """Add or replace a resident; False (and nothing changed) if ``version`` is older than what is stored.
+
+        ``model`` (default: the gallery's) must be the gallery's: :class:`GalleryError` otherwise.
+        """
+        if model is not None and model is not self.model:
+            raise GalleryError(
+                f"this gate recognises faces with {self.model.value}: a {model.value} embedding cannot be compared "
+                "with its residents (enrol with the gate's model)"
+            )
         vec = np.asarray(embedding, dtype=np.float32)
-        if vec.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vec)):
-            raise GalleryError(f"an embedding is {EMBEDDING_DIM} finite numbers (got shape {vec.shape})")
+        if vec.shape != (self.dim,) or not np.all(np.isfinite(vec)):
+            raise GalleryError(f"a {self.model.value} embedding is {self.dim} finite numbers (got shape {vec.shape})")
         vec = normalise(vec)
         if not resident:
             raise GalleryError("a resident needs an id")
@@ -152,10 +185,10 @@ class Gallery:
                     return False
                 self._db.execute("DELETE FROM tombstones WHERE id=?", (resident,))
                 self._db.execute(
-                    "INSERT INTO residents(id, name, embedding, version, updated) VALUES (?,?,?,?,?) "
+                    "INSERT INTO residents(id, name, embedding, version, updated, model) VALUES (?,?,?,?,?,?) "
                     "ON CONFLICT(id) DO UPDATE SET name=excluded.name, embedding=excluded.embedding, "
-                    "version=excluded.version, updated=excluded.updated",
-                    (resident, name, vec.astype("<f4").tobytes(), ver, time.time()),
+                    "version=excluded.version, updated=excluded.updated, model=excluded.model",
+                    (resident, name, vec.astype("<f4").tobytes(), ver, time.time(), self.model.value),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -213,20 +246,23 @@ class Gallery:
     def digest(self) -> dict[str, int]:
         """resident -> version: what the cloud compares to find what a gate is missing."""
         with self._lock:
-            return {r: int(v) for r, v in self._db.execute("SELECT id, version FROM residents ORDER BY id")}
+            q = "SELECT id, version FROM residents WHERE model=? ORDER BY id"
+            return {r: int(v) for r, v in self._db.execute(q, (self.model.value,))}
 
     def __len__(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM residents").fetchone()[0])
+            q = "SELECT count(*) FROM residents WHERE model=?"
+            return int(self._db.execute(q, (self.model.value,)).fetchone()[0])
 
     def index(self) -> GalleryIndex:
-        """The whole gallery as a search matrix."""
+        """The gallery's residents of its model as a search matrix."""
         with self._lock:
             self._seen_version = self._data_version()
-            rows = self._db.execute("SELECT id, name, embedding FROM residents ORDER BY id").fetchall()
+            q = "SELECT id, name, embedding FROM residents WHERE model=? ORDER BY id"
+            rows = self._db.execute(q, (self.model.value,)).fetchall()
         if not rows:
-            return GalleryIndex.empty()
-        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), EMBEDDING_DIM)
+            return GalleryIndex.empty(self.dim)
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), self.dim)
         return GalleryIndex([r[0] for r in rows], [r[1] for r in rows], matrix.astype(np.float32))
 
     def index_if_changed(self) -> GalleryIndex | None:

@@ -46,7 +46,8 @@ import numpy.typing as npt
 
 from sc.config.schema import Gate
 from sc.contracts.messages import EntryMethod, EventKind
-from vision.faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, FaceEngine, Image
+from vision.engines import Engine
+from vision.faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, Image
 
 from .counting import LineCounter
 from .gallery import GalleryIndex
@@ -114,7 +115,7 @@ class VisionSettings:
             line = (gate.door_line.a, gate.door_line.b)
             inside = gate.door_line.inside
         values: dict[str, Any] = {
-            "threshold": gate.threshold,
+            "threshold": gate.match_threshold,
             "min_face_px": gate.min_face_px,
             "liveness_frames": gate.liveness_frames,
             "stranger_after_s": gate.stranger_after_s,
@@ -182,7 +183,7 @@ class GatePipeline:
         self,
         *,
         settings: VisionSettings,
-        engine: FaceEngine,
+        engine: Engine,
         gallery: Callable[[], GalleryIndex],
         passes: PassChecker | None = None,
         clock_to_datetime: Callable[[float], datetime] | None = None,

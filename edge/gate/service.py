@@ -24,6 +24,8 @@ from devices.modbus import ModbusBus
 from sc.config.schema import Gate
 from sc.contracts.commands import GalleryDeleteArgs, GalleryDeleteResult, GalleryPutArgs, GalleryPutResult
 from sc.contracts.messages import EntryMethod, EventKind, EventState, GatePayload
+from vision.engines import check_installed
+from vision.models import DEFAULT_DIR as DEFAULT_MODELS_DIR
 
 from ..sensors.detect import Transition
 from .door import DoorController, DoorEvent
@@ -53,8 +55,10 @@ class GateService:
         door: DoorActuator | None = None,
         bus_for: Callable[[str], ModbusBus | None] | None = None,
         max_restarts: int = 5,
+        models_dir: Path = DEFAULT_MODELS_DIR,
     ) -> None:
         self.gate = gate
+        self.models_dir = models_dir
         self.site = site
         self.base_dir = base_dir
         self.emit = emit  # EventSink.event (blocking: runs in a thread)
@@ -65,7 +69,8 @@ class GateService:
         self.max_restarts = max_restarts
         self.gallery_path = gate.gallery or var_dir / gate.id / "gallery.db"
         self.ledger_path = var_dir / gate.id / "passes.db"
-        self.gallery = Gallery(self.gallery_path)
+        check_installed(gate.face_model, models_dir)  # a missing or changed model file: a clear start-up error
+        self.gallery = Gallery(self.gallery_path, model=gate.face_model)
         self.ledger = PassLedger(self.ledger_path)
         self.counters: dict[str, int] = {"entries": 0, "refusals": 0, "alarms": 0, "crossings": 0, "restarts": 0}
         self.stats: dict[str, Any] = {}
@@ -85,6 +90,7 @@ class GateService:
             site=self.site,
             pass_key=self.gate.pass_public_key,
             log_level=logging.getLogger().level or logging.INFO,
+            models_dir=self.models_dir,
         )
 
     # ------------------------------------------------------------------ run
@@ -250,8 +256,8 @@ class GateService:
         self._send(("door", t, open))
 
     def gallery_put(self, args: GalleryPutArgs) -> GalleryPutResult:
-        emb = decode_embedding(args.embedding)
-        applied = self.gallery.put(args.resident, args.name, emb, version=args.version)
+        emb = decode_embedding(args.embedding, args.model)
+        applied = self.gallery.put(args.resident, args.name, emb, version=args.version, model=args.model)
         log.info(
             "gate=%s gallery put resident=%s version=%d applied=%s", self.gate.id, args.resident, args.version, applied
         )

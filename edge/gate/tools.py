@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.faces import Embedding, EnrolmentError, FaceEngine, load_rgb, normalise
+from vision.engines import Engine
+from vision.faces import Embedding, EnrolmentError, load_rgb, normalise
 
 from .gallery import Gallery
 from .pipeline import GateOutcome, GatePipeline
@@ -28,7 +29,7 @@ __all__ = ["DistanceReport", "distance_report", "enrol_photos", "replay_video"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
-def enrolment_embedding(engine: FaceEngine, photos: list[Path]) -> tuple[Embedding, list[str]]:
+def enrolment_embedding(engine: Engine, photos: list[Path]) -> tuple[Embedding, list[str]]:
     """The mean (re-normalised) embedding of a resident's photos; notes on photos that were skipped."""
     vecs: list[Embedding] = []
     notes: list[str] = []
@@ -45,7 +46,7 @@ def enrolment_embedding(engine: FaceEngine, photos: list[Path]) -> tuple[Embeddi
     return normalise(np.mean(np.stack(vecs), axis=0).astype(np.float32)), notes
 
 
-def enrol_photos(gallery: Gallery, engine: FaceEngine, *, resident: str, name: str, photos: list[Path]) -> list[str]:
+def enrol_photos(gallery: Gallery, engine: Engine, *, resident: str, name: str, photos: list[Path]) -> list[str]:
     vec, notes = enrolment_embedding(engine, photos)
     gallery.put(resident, name, vec)
     return notes
@@ -112,7 +113,7 @@ class DistanceReport:
         }
 
 
-def photo_embeddings(engine: FaceEngine, folder: Path) -> dict[str, list[Embedding]]:
+def photo_embeddings(engine: Engine, folder: Path) -> dict[str, list[Embedding]]:
     """``folder/<person>/*.jpg`` -> each person's photo embeddings (photos without one clear face are skipped)."""
     people: dict[str, list[Embedding]] = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):

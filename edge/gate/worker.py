@@ -19,6 +19,7 @@ from typing import Any
 
 from sc.config.schema import Gate
 from sc.contracts.messages import EntryMethod
+from vision.models import DEFAULT_DIR as DEFAULT_MODELS_DIR
 
 __all__ = ["VisionSpec", "vision_main"]
 
@@ -36,18 +37,19 @@ class VisionSpec:
     site: str
     pass_key: Path | None
     log_level: int = logging.INFO
+    models_dir: Path = DEFAULT_MODELS_DIR
 
 
 def build_pipeline(spec: VisionSpec) -> tuple[Any, Any]:
     """The pipeline and the gallery it searches (also used by ``sc gate replay``)."""
-    from vision.faces import FaceEngine
+    from vision.engines import engine_for
 
     from .gallery import Gallery
     from .ledger import PassLedger
     from .passcheck import PassChecker
     from .pipeline import GatePipeline, VisionSettings
 
-    gallery = Gallery(spec.gallery_path)
+    gallery = Gallery(spec.gallery_path, model=spec.gate.face_model)
     holder = {"index": gallery.index()}
     checker = None
     if spec.pass_key is not None:
@@ -61,7 +63,7 @@ def build_pipeline(spec: VisionSpec) -> tuple[Any, Any]:
         )
     pipeline = GatePipeline(
         settings=VisionSettings.from_gate(spec.gate),
-        engine=FaceEngine(),
+        engine=engine_for(spec.gate.face_model, spec.models_dir),
         gallery=lambda: holder["index"],
         passes=checker,
     )

@@ -17,10 +17,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sc.contracts.commands import DEFAULT_EMBEDDING_MODEL, EmbeddingModel
 from sc.contracts.messages import EventKind, Severity
 from sc.contracts.topics import ID_PATTERN
 
 __all__ = [
+    "MATCH_THRESHOLD",
     "BrokerConfig",
     "Building",
     "CameraConfig",
@@ -368,6 +370,14 @@ class DoorLine(_Config):
         return self
 
 
+#: Each face model's match threshold (an embedding distance) where a gate's config gives none: dlib's is the one
+#: face_recognition's users know; the ONNX recogniser's is a cosine of 0.5 (docs/face-models.md).
+MATCH_THRESHOLD: dict[EmbeddingModel, float] = {
+    EmbeddingModel.DLIB_RESNET_V1: 0.40,
+    EmbeddingModel.FACEPLUGIN_FR_FEATURE: 1.00,
+}
+
+
 class Gate(_Config):
     id: Id
     name: str
@@ -376,12 +386,23 @@ class Gate(_Config):
     camera: CameraConfig | None = Field(default=None, title="Camera (none: passes only by other readers)")
     door: DoorConfig | None = Field(default=None, title="Door controller (none: decisions are only reported)")
     door_line: DoorLine | None = Field(default=None, title="Door line for anti-tailgating (none: not counted)")
-    threshold: float = Field(
-        default=0.40,
+    face_model: EmbeddingModel = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        title="Face model",
+        description=(
+            "what the gate recognises faces with (docs/face-models.md); its embeddings only match its own model's, "
+            "so changing it means enrolling the residents again"
+        ),
+    )
+    threshold: float | None = Field(
+        default=None,
         gt=0.0,
-        lt=1.2,
+        lt=2.0,
         title="Face match threshold",
-        description="largest embedding distance accepted as a match; `sc gate report` proposes one from data",
+        description=(
+            "largest embedding distance accepted as a match (none: the model's own, MATCH_THRESHOLD); "
+            "`sc gate report` proposes one from data"
+        ),
     )
     min_face_px: int = Field(
         default=108,
@@ -402,6 +423,11 @@ class Gate(_Config):
     gallery: Path | None = Field(
         default=None, title="Gallery file", description="default var/<gateway>/<gate>/gallery.db beside the config"
     )
+
+    @property
+    def match_threshold(self) -> float:
+        """The threshold the gate decides with: the config's, or its face model's own."""
+        return self.threshold if self.threshold is not None else MATCH_THRESHOLD[self.face_model]
 
 
 class LaneKind(StrEnum):

@@ -25,7 +25,16 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails
 
 from .messages import MAX_STATE_LIGHTS, ContractError, DeviceId, OverrideLevel, Reading, new_id, utcnow
@@ -34,8 +43,10 @@ __all__ = [
     "ARGS_MODEL",
     "COMMAND_ID_PATTERN",
     "COMMAND_TTL_S",
+    "DEFAULT_EMBEDDING_MODEL",
     "EMBEDDING_B64_CHARS",
     "EMBEDDING_DIM",
+    "EMBEDDING_DIMS",
     "RESULT_MODEL",
     "Command",
     "CommandAck",
@@ -44,6 +55,7 @@ __all__ = [
     "CommandResult",
     "DoorOpenArgs",
     "DoorOpenResult",
+    "EmbeddingModel",
     "GalleryDeleteArgs",
     "GalleryDeleteResult",
     "GalleryDigestArgs",
@@ -96,27 +108,53 @@ COMMAND_TTL_S: dict[CommandName, float] = {
 
 #: Command ids: a UUID (what :func:`new_id` makes) or any other short id of these characters.
 COMMAND_ID_PATTERN = r"^[A-Za-z0-9_.:-]{8,64}$"
-#: A face embedding: 128 float32 (the face_recognition model's), base64 of their little-endian bytes.
-EMBEDDING_DIM = 128
-EMBEDDING_B64_CHARS = 4 * ((EMBEDDING_DIM * 4 + 2) // 3)
 
 
-def encode_embedding_b64(vec: Any) -> str:
-    """Base64 of the 128 little-endian float32s: how an embedding travels in a ``gallery_put``."""
+class EmbeddingModel(StrEnum):
+    """The face models whose embeddings travel: an embedding is only compared with embeddings of its own model."""
+
+    DLIB_RESNET_V1 = "dlib-resnet-v1"  # face_recognition's ResNet descriptor (vision/faces.py)
+    FACEPLUGIN_FR_FEATURE = "faceplugin-fr-feature"  # faceplugin's ArcFace-style recogniser (vision/onnx.py)
+
+
+#: How many float32 each model's embedding has.
+EMBEDDING_DIMS: dict[EmbeddingModel, int] = {
+    EmbeddingModel.DLIB_RESNET_V1: 128,
+    EmbeddingModel.FACEPLUGIN_FR_FEATURE: 512,
+}
+#: The model of an embedding that does not say (every gallery and command before models were named).
+DEFAULT_EMBEDDING_MODEL = EmbeddingModel.DLIB_RESNET_V1
+#: dlib's: 128 float32, base64 of their little-endian bytes.
+EMBEDDING_DIM = EMBEDDING_DIMS[DEFAULT_EMBEDDING_MODEL]
+
+
+def _b64_chars(dim: int) -> int:
+    return 4 * ((dim * 4 + 2) // 3)
+
+
+EMBEDDING_B64_CHARS = _b64_chars(EMBEDDING_DIM)
+
+
+def encode_embedding_b64(vec: Any, model: EmbeddingModel = DEFAULT_EMBEDDING_MODEL) -> str:
+    """Base64 of the model's little-endian float32s: how an embedding travels in a ``gallery_put``."""
+    dim = EMBEDDING_DIMS[model]
     raw = np.asarray(vec, dtype="<f4").tobytes()
-    if len(raw) != EMBEDDING_DIM * 4:
-        raise ValueError(f"an embedding has {EMBEDDING_DIM} values, not {len(raw) // 4}")
+    if len(raw) != dim * 4:
+        raise ValueError(f"a {model.value} embedding has {dim} values, not {len(raw) // 4}")
     return base64.b64encode(raw).decode()
 
 
-def decode_embedding_b64(text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """The 128 float32 of an embedding in a command; ValueError (with the reason) if they cannot be one."""
+def decode_embedding_b64(
+    text: str, model: EmbeddingModel = DEFAULT_EMBEDDING_MODEL
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """The float32 of a ``model`` embedding in a command; ValueError (with the reason) if they cannot be one."""
+    dim = EMBEDDING_DIMS[model]
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"embedding is not base64: {exc}") from exc
-    if len(raw) != EMBEDDING_DIM * 4:
-        raise ValueError(f"embedding has {len(raw)} bytes, {EMBEDDING_DIM * 4} expected")
+    if len(raw) != dim * 4:
+        raise ValueError(f"embedding has {len(raw)} bytes, {dim * 4} expected for {model.value}")
     vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     if not np.all(np.isfinite(vec)):
         raise ValueError("embedding holds NaN or infinity")
@@ -151,17 +189,21 @@ class HealthArgs(_Part):
 class GalleryPutArgs(_Part):
     resident: ResidentId
     name: str = Field(default="", max_length=120, description="shown to the guard; never used to decide")
+    model: EmbeddingModel = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        description="the face model that made the embedding; a gate of another refuses it",
+    )
     embedding: str = Field(
-        min_length=EMBEDDING_B64_CHARS,
-        max_length=EMBEDDING_B64_CHARS,
-        description="base64 of 128 little-endian float32 (encode_embedding_b64)",
+        min_length=min(_b64_chars(d) for d in EMBEDDING_DIMS.values()),
+        max_length=max(_b64_chars(d) for d in EMBEDDING_DIMS.values()),
+        description="base64 of the model's little-endian float32 (encode_embedding_b64)",
     )
     version: int = Field(ge=0, le=2**63 - 1, description="grows with every change of the resident")
 
     @field_validator("embedding")
     @classmethod
-    def _embedding(cls, v: str) -> str:
-        decode_embedding_b64(v)
+    def _embedding(cls, v: str, info: ValidationInfo) -> str:
+        decode_embedding_b64(v, info.data.get("model", DEFAULT_EMBEDDING_MODEL))  # model is checked before this
         return v
 
 

@@ -11,15 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from cloud import audit
 from cloud.audit import AuditAction
 from cloud.db.models import Consent, Resident, User
-from cloud.gates.enrolment import MAX_PHOTOS, PhotoError, embedding_bytes
+from cloud.gates.enrolment import ENROLMENT_MODEL, MAX_PHOTOS, PhotoError, embedding_bytes
 from cloud.gates.store import (
     AlreadyEnrolled,
     ResidentNotFound,
-    community_gates,
     delete_resident,
     deliveries_of,
     delivery_state,
     enrol_resident,
+    enrolment_gates,
     list_residents,
 )
 from cloud.media import MediaError, checked_image
@@ -138,8 +138,9 @@ def list_(
 
 
 def serving(ctx: ApiContext, location: str | None) -> list[Gate]:
-    """The gates a resident living at ``location`` goes to: their own community's (cloud/gates/store.py)."""
-    serves = community_gates(ctx.site)
+    """The gates a resident living at ``location`` goes to: their own community's of the cloud's enrolment model
+    (cloud/gates/store.py)."""
+    serves = enrolment_gates(ctx.site, ENROLMENT_MODEL)
     return [g for g in ctx.site.gates if serves(g, location)]
 
 
