@@ -190,6 +190,7 @@ class CloudApp:
         from .api.app import create_api
         from .api.deps import ApiContext, LiveStreams
         from .api.ratelimit import SignInLimits
+        from .gates.enrolment import Enroller, site_models
 
         ctx = ApiContext(
             site=self.loaded.site, router=self.router, sessions=self.sessions, clock=self.clock,
@@ -197,7 +198,7 @@ class CloudApp:
             gates=self.gate_link, door_open_timeout_s=s.door_open_timeout_s, telemetry=self._history(s),
             garages=self.garage_view, feed_replay_max=s.live_replay_max,
             streams=LiveStreams(per_user=s.live_streams_per_user, total=s.live_streams_max),
-            scrypt_n=s.password_scrypt_n,
+            scrypt_n=s.password_scrypt_n, enroller=Enroller(site_models(self.loaded.site)),
             signin_limits=SignInLimits(
                 failures=s.signin_failures, attempts=s.signin_attempts, window_s=s.signin_window_s
             ),

@@ -48,6 +48,7 @@ __all__ = [
     "GalleryDelivery",
     "PassGate",
     "Resident",
+    "ResidentEmbedding",
     "User",
     "VisitorPass",
     "WorkOrder",
@@ -259,10 +260,10 @@ class Entry(Base):
 
 
 class Resident(Base):
-    """A resident the gates recognise: a face embedding, never a photo.
+    """A resident the gates recognise: a face embedding per face model (:class:`ResidentEmbedding`), never a photo.
 
     ``version`` grows with every change (microseconds, strictly increasing per
-    resident); a removal drops the embedding and keeps the row as a tombstone
+    resident); a removal drops the embeddings and keeps the row as a tombstone
     whose version tells every gate to delete theirs.
     """
 
@@ -272,13 +273,24 @@ class Resident(Base):
     name: Mapped[str] = mapped_column(Text)
     unit: Mapped[str | None] = mapped_column(String(32), doc="flat / room, free text")
     location: Mapped[str | None] = mapped_column(String(64), doc="grid-tree id: building or stairwell")
-    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, doc="128 little-endian float32, unit length")
     version: Mapped[int] = mapped_column(BigInteger)
     photos: Mapped[int] = mapped_column(default=0, doc="how many photos the embedding was made from")
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
+
+
+class ResidentEmbedding(Base):
+    """A resident's face embedding made by one face model (the contracts' ``EmbeddingModel``): unit length,
+    little-endian float32, as many as the model's ``EMBEDDING_DIMS``. Enrolment makes one per model the site's
+    gates use; a removal deletes them all."""
+
+    __tablename__ = "resident_embeddings"
+
+    resident: Mapped[str] = mapped_column(ForeignKey("residents.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(40), primary_key=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class GalleryDelivery(Base):

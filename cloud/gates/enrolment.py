@@ -1,27 +1,27 @@
-"""Photos -> one face embedding, with the gates' own face engine; the photos are never kept.
+"""Photos -> one face embedding per face model the site's gates use, with the gates' own engines (vision/);
+the photos are never kept.
 
 The photos are decoded in memory (OpenCV), each must hold exactly one face
-(:class:`vision.faces.FaceEngine.enrolment_embedding`), and the resident's
-embedding is the re-normalised mean of theirs, as ``sc gate enroll`` makes it.
-The engine (dlib; about 0.3 s to load) is made on first use and is not
-thread-safe: one per :class:`Enroller`, used under its lock, so API requests
-(FastAPI runs them in its thread pool) take turns on it.
+(each engine's ``enrolment_embedding``), and the resident's embedding for a
+model is the re-normalised mean of theirs, as ``sc gate enroll`` makes it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from sc.contracts.commands import EmbeddingModel
-from vision.faces import EMBEDDING_DIM, Embedding, EnrolmentError, FaceEngine, Image, normalise
+from sc.config.schema import SiteConfig
+from sc.contracts.commands import DEFAULT_EMBEDDING_MODEL, EMBEDDING_DIMS, EmbeddingModel
+from vision.engines import Engine, engine_for
+from vision.faces import Embedding, EnrolmentError, Image, normalise
+from vision.models import DEFAULT_DIR
 
-__all__ = ["ENROLMENT_MODEL", "MAX_PHOTOS", "MAX_SIDE_PX", "Enroller", "PhotoError", "embedding_bytes"]
-
-#: The face model the cloud enrols with (one so far; the gates of another model are enrolled locally).
-ENROLMENT_MODEL = EmbeddingModel.DLIB_RESNET_V1
+__all__ = ["MAX_PHOTOS", "MAX_SIDE_PX", "Enroller", "PhotoError", "embedding_bytes", "site_models"]
 
 MAX_PHOTOS = 5
 #: Larger photos are scaled down first: a phone's 12 MP photo takes seconds to search for faces.
@@ -30,6 +30,12 @@ MAX_SIDE_PX = 1600
 
 class PhotoError(ValueError):
     """A photo that cannot be used; the message names the photo and says why."""
+
+
+def site_models(site: SiteConfig) -> list[EmbeddingModel]:
+    """The face models the site's gates recognise with (dlib's when it has no gate): enrolment makes one
+    embedding for each, since the photos are not kept to make another later."""
+    return sorted({g.face_model for g in site.gates} or {DEFAULT_EMBEDDING_MODEL})
 
 
 def _decode(index: int, name: str, data: bytes) -> Image:
@@ -44,35 +50,46 @@ def _decode(index: int, name: str, data: bytes) -> Image:
     return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
-def embedding_bytes(vec: Embedding) -> bytes:
-    """How an embedding is stored: 128 little-endian float32."""
+def embedding_bytes(vec: Embedding, model: EmbeddingModel = DEFAULT_EMBEDDING_MODEL) -> bytes:
+    """How an embedding is stored: the model's number of little-endian float32."""
     out = np.asarray(vec, dtype="<f4").tobytes()
-    assert len(out) == EMBEDDING_DIM * 4
+    if len(out) != EMBEDDING_DIMS[model] * 4:
+        raise ValueError(f"a {model.value} embedding has {EMBEDDING_DIMS[model]} values, not {len(out) // 4}")
     return out
 
 
 class Enroller:
-    def __init__(self) -> None:
-        self._engine: FaceEngine | None = None
+    """Photos -> one embedding per face model of ``models``, with engines made on first use (dlib takes about
+    0.3 s to load), used under one lock: API requests (FastAPI's thread pool) take turns on them."""
+
+    def __init__(self, models: Sequence[EmbeddingModel] = (DEFAULT_EMBEDDING_MODEL,), models_dir: Path = DEFAULT_DIR):
+        self.models = tuple(dict.fromkeys(models))
+        self.models_dir = models_dir
+        self._engines: dict[EmbeddingModel, Engine] = {}
         self._lock = threading.Lock()
 
-    def embedding(self, photos: list[tuple[str, bytes]]) -> Embedding:
-        """The resident's embedding from 1 to :data:`MAX_PHOTOS` photos (file name, bytes).
+    def embeddings(self, photos: list[tuple[str, bytes]]) -> dict[EmbeddingModel, Embedding]:
+        """The resident's embedding for each model from 1 to :data:`MAX_PHOTOS` photos (file name, bytes): the
+        re-normalised mean of the photos'.
 
-        :class:`PhotoError` for the first photo that is not an image or does not
-        show exactly one face large enough.
+        :class:`PhotoError` for the first photo that is not an image or does not show exactly one face large
+        enough (for any of the models); :class:`vision.models.ModelError` if a model's files are missing.
         """
         if not 1 <= len(photos) <= MAX_PHOTOS:
             raise PhotoError(f"send 1 to {MAX_PHOTOS} photos of the resident (got {len(photos)})")
         images = [(i, name, _decode(i, name, data)) for i, (name, data) in enumerate(photos, 1)]
-        vecs: list[Embedding] = []
+        out: dict[EmbeddingModel, Embedding] = {}
         with self._lock:
-            if self._engine is None:
-                self._engine = FaceEngine()
-            for i, name, rgb in images:
-                try:
-                    vec, _box = self._engine.enrolment_embedding(rgb)
-                except EnrolmentError as exc:
-                    raise PhotoError(f"photo {i} ({name}): {exc}" if name else f"photo {i}: {exc}") from exc
-                vecs.append(vec)
-        return normalise(np.mean(np.stack(vecs), axis=0).astype(np.float32))
+            for model in self.models:
+                engine = self._engines.get(model)
+                if engine is None:
+                    engine = self._engines[model] = engine_for(model, self.models_dir)
+                vecs: list[Embedding] = []
+                for i, name, rgb in images:
+                    try:
+                        vec, _box = engine.enrolment_embedding(rgb)
+                    except EnrolmentError as exc:
+                        raise PhotoError(f"photo {i} ({name}): {exc}" if name else f"photo {i}: {exc}") from exc
+                    vecs.append(vec)
+                out[model] = normalise(np.mean(np.stack(vecs), axis=0).astype(np.float32))
+        return out

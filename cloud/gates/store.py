@@ -11,16 +11,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cloud.db.engine import dialect_insert
-from cloud.db.models import Entry, GalleryDelivery, Resident
+from cloud.db.models import Entry, GalleryDelivery, Resident, ResidentEmbedding
 from sc.config.schema import Gate, SiteConfig
 from sc.contracts.commands import EmbeddingModel
 from sc.contracts.messages import Event, EventKind, GatePayload, new_id
@@ -37,8 +37,8 @@ __all__ = [
     "deliveries_of",
     "delivery_state",
     "due_deliveries",
+    "embedding_of",
     "enrol_resident",
-    "enrolment_gates",
     "in_flight",
     "list_entries",
     "list_residents",
@@ -137,7 +137,7 @@ def enrol_resident(
     *,
     resident_id: str,
     name: str,
-    embedding: bytes,
+    embeddings: Mapping[EmbeddingModel, bytes],
     photos: int,
     by: str,
     now: datetime,
@@ -145,7 +145,8 @@ def enrol_resident(
     unit: str | None = None,
     location: str | None = None,
 ) -> Resident:
-    """Enrol a resident (or enrol again one who was removed); :class:`AlreadyEnrolled` if they are enrolled."""
+    """Enrol a resident (or enrol again one who was removed) with an embedding per face model;
+    :class:`AlreadyEnrolled` if they are enrolled."""
     r = session.get(Resident, resident_id, with_for_update=True)
     if r is not None and r.deleted_at is None:
         raise AlreadyEnrolled(f"resident {resident_id!r} is already enrolled: remove them first to enrol again")
@@ -153,11 +154,20 @@ def enrol_resident(
     if r is None:
         r = Resident(id=resident_id)
         session.add(r)
-    r.name, r.unit, r.location, r.embedding, r.photos = name, unit, location, embedding, photos
+    r.name, r.unit, r.location, r.photos = name, unit, location, photos
     r.version, r.created_by, r.created_at, r.updated_at, r.deleted_at = version, by, now, now, None
+    session.flush()
+    session.execute(delete(ResidentEmbedding).where(ResidentEmbedding.resident == r.id))
+    session.add_all(ResidentEmbedding(resident=r.id, model=m.value, embedding=e) for m, e in embeddings.items())
     session.flush()
     plan_deliveries(session, resident=r, gates=gates, now=now)
     return r
+
+
+def embedding_of(session: Session, *, resident_id: str, model: EmbeddingModel) -> bytes | None:
+    """The resident's embedding made by ``model`` (None: none, e.g. enrolled before the site used that model)."""
+    row = session.get(ResidentEmbedding, (resident_id, model.value))
+    return row.embedding if row is not None else None
 
 
 def delete_resident(session: Session, *, resident_id: str, now: datetime, gates: Sequence[Gate]) -> Resident:
@@ -165,7 +175,7 @@ def delete_resident(session: Session, *, resident_id: str, now: datetime, gates:
     r = session.get(Resident, resident_id, with_for_update=True)
     if r is None or r.deleted_at is not None:
         raise ResidentNotFound(f"no enrolled resident {resident_id!r}")
-    r.embedding = None
+    session.execute(delete(ResidentEmbedding).where(ResidentEmbedding.resident == r.id))
     r.version = next_version(r.version, now)
     r.updated_at = r.deleted_at = now
     session.flush()
@@ -236,17 +246,6 @@ def community_gates(site: SiteConfig) -> Serves:
             return True
         gc, rc = community.get(gate.location), community.get(location)
         return gc is None or rc is None or gc == rc
-
-    return serves
-
-
-def enrolment_gates(site: SiteConfig, model: EmbeddingModel) -> Serves:
-    """The gates a face enrolled with ``model`` goes to: its own community's (:func:`community_gates`) that
-    recognise with that model (an embedding means nothing to another model's gate)."""
-    community = community_gates(site)
-
-    def serves(gate: Gate, location: str | None) -> bool:
-        return gate.face_model is model and community(gate, location)
 
     return serves
 

@@ -47,7 +47,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.garages.view import GarageView
-from cloud.gates.enrolment import ENROLMENT_MODEL
 from sc.config.schema import SiteConfig
 from sc.contracts.commands import (
     CommandAck,
@@ -80,8 +79,9 @@ from .passes import (
 )
 from .store import (
     Op,
+    community_gates,
     due_deliveries,
-    enrolment_gates,
+    embedding_of,
     gates_for,
     in_flight,
     mark_acked,
@@ -89,6 +89,7 @@ from .store import (
     plan_deliveries,
     reconcile_deliveries,
     resend_gateway,
+    settle,
 )
 
 __all__ = ["GateLink", "GateUnavailable", "SyncCounters"]
@@ -156,14 +157,7 @@ class GateLink:
         self.retry_max_s = retry_max_s
         self.clock = clock
         self.gates = {g.id: g for g in site.gates}
-        # a face goes to its own community's gates only, those that recognise with the model it was enrolled with
-        self.serves = enrolment_gates(site, ENROLMENT_MODEL)
-        for g in site.gates:
-            if g.face_model is not ENROLMENT_MODEL:
-                log.warning(
-                    "gate link: gate %s recognises with %s; the cloud enrols with %s only so far: enrol its "
-                    "residents at the gate (sc gate enroll)", g.id, g.face_model.value, ENROLMENT_MODEL.value,
-                )  # fmt: skip
+        self.serves = community_gates(site)  # a face goes to its own community's gates only
         self.gateways = sorted({g.gateway for g in site.gates})  # gallery sync: the gates' gateways
         self.gates_gateways = frozenset(self.gateways)
         self.garage_gateways = sorted({g.gateway for g in site.garages})
@@ -366,14 +360,18 @@ class GateLink:
                     plan_deliveries(s, resident=r, gates=gates_for(r, gates, self.serves), now=now)
                     if r.version != d.version:
                         continue
-                if d.op == Op.PUT.value and r.embedding is not None:
-                    args: CommandArgs
-                    emb = encode_embedding_b64(np.frombuffer(r.embedding, dtype="<f4"))
+                args: CommandArgs
+                if d.op == Op.PUT.value:
+                    model = self.gates[d.gate].face_model
+                    raw = embedding_of(s, resident_id=r.id, model=model)
+                    if raw is None:  # enrolled before the site used this gate's model: only new photos can help
+                        settle(d, ok=False, error=f"no {model.value} embedding: enrol the resident again", now=now,
+                               base_s=self.retry_max_s, max_s=self.retry_max_s)  # fmt: skip
+                        continue
+                    emb = encode_embedding_b64(np.frombuffer(raw, dtype="<f4"), model)
                     name, args = (
                         CommandName.GALLERY_PUT,
-                        GalleryPutArgs(
-                            resident=r.id, name=r.name[:120], model=ENROLMENT_MODEL, embedding=emb, version=d.version
-                        ),
+                        GalleryPutArgs(resident=r.id, name=r.name[:120], model=model, embedding=emb, version=d.version),
                     )
                 else:
                     name, args = CommandName.GALLERY_DELETE, GalleryDeleteArgs(resident=r.id, version=d.version)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cloud.db.engine import make_sessions
-from cloud.db.models import Entry, EventRow, GalleryDelivery, Resident, WorkOrder
+from cloud.db.models import Entry, EventRow, GalleryDelivery, Resident, ResidentEmbedding, WorkOrder
 from cloud.gates.store import (
     AlreadyEnrolled,
     DeliveryState,
@@ -19,6 +19,7 @@ from cloud.gates.store import (
     deliveries_of,
     delivery_state,
     due_deliveries,
+    embedding_of,
     enrol_resident,
     in_flight,
     list_entries,
@@ -31,6 +32,7 @@ from cloud.workorders.catalogue import EVENT_CATEGORY
 from cloud.workorders.routing import Router
 from cloud.workorders.store import EventOutcome, record_events
 from sc.config.schema import Gate
+from sc.contracts.commands import EmbeddingModel
 from sc.contracts.messages import (
     DEFAULT_SEVERITY,
     RECORD_KINDS,
@@ -42,6 +44,7 @@ from sc.contracts.messages import (
 )
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+DLIB = EmbeddingModel.DLIB_RESNET_V1
 LOCATIONS = {"north": "g1", "south": "g1", "gw-b": "g1"}
 JPEG = "/9j/4AAQSkZJRg=="  # what the ingester saved is given as a path here; the store never reads it
 
@@ -178,7 +181,7 @@ def gates_of(router: Router) -> list[Gate]:
 def enrol(engine: Engine, router: Router, rid: str = "r-1", now: datetime = T0) -> Resident:
     with make_sessions(engine).begin() as s:
         return enrol_resident(
-            s, resident_id=rid, name="Resident One", embedding=EMB, photos=2, by="op-1", now=now,
+            s, resident_id=rid, name="Resident One", embeddings={DLIB: EMB}, photos=2, by="op-1", now=now,
             gates=gates_of(router), unit="3-201", location="b1-u1",
         )  # fmt: skip
 
@@ -255,7 +258,7 @@ def test_a_removal_leaves_a_tombstone_that_every_gate_deletes_by(engine: Engine,
         old_id = d.command_id
     with make_sessions(engine).begin() as s:  # same instant: the version still grows
         r = delete_resident(s, resident_id="r-1", now=T0, gates=gates_of(router))
-        assert (r.embedding, r.deleted_at, r.version) == (None, T0, v1 + 1)
+        assert (embedding_of(s, resident_id="r-1", model=DLIB), r.deleted_at, r.version) == (None, T0, v1 + 1)
     assert states(engine) == {"north": ("delete", "pending", v1 + 1, 0), "south": ("delete", "pending", v1 + 1, 0)}
     with make_sessions(engine).begin() as s:
         assert ack(s, old_id, "gw-b", "north", True, "", T0, 1, 1) is None  # the old put
@@ -263,7 +266,8 @@ def test_a_removal_leaves_a_tombstone_that_every_gate_deletes_by(engine: Engine,
             delete_resident(s, resident_id="r-1", now=T0, gates=gates_of(router))
     with Session(engine) as s:
         [row] = s.execute(select(Resident)).scalars()
-        assert (row.id, row.embedding, row.name) == ("r-1", None, "Resident One")
+        assert (row.id, row.name) == ("r-1", "Resident One")
+        assert s.execute(select(ResidentEmbedding)).first() is None  # no embedding left of any model
     v3 = enrol(engine, router, now=T0 + timedelta(minutes=1)).version  # enrolled again later
     assert v3 > v1 + 1 and states(engine)["north"] == ("put", "pending", v3, 0)
 

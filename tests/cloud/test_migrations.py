@@ -62,3 +62,31 @@ def test_0005_keeps_the_size_of_old_dead_letters_and_cuts_their_payloads(empty_e
     assert rows == {"small": (b"{not json", 9), "big": (big[:4096], 10_240), "empty": (b"", 0)}
     command.downgrade(cfg, "0004")  # and back
     migrate(empty_engine)
+
+
+def test_0009_keeps_every_enrolled_embedding_as_dlibs_and_goes_back(empty_engine: Engine) -> None:
+    cfg = alembic_config(empty_engine)
+    command.upgrade(cfg, "0008")
+    emb = bytes(range(256)) * 2  # 512 bytes: 128 float32
+    insert = text(
+        "INSERT INTO residents (id, name, unit, location, embedding, version, photos, created_by, created_at, "
+        "updated_at, deleted_at) VALUES (:id, 'n', NULL, NULL, :e, 1, 1, 'op', :at, :at, NULL)"
+    ).bindparams(bindparam("at", type_=UTCDateTime()), bindparam("e", type_=LargeBinary()))
+    with empty_engine.begin() as conn:
+        for rid, e in (("r-1", emb), ("r-gone", None)):
+            conn.execute(insert, {"id": rid, "e": e, "at": datetime(2026, 12, 1, tzinfo=UTC)})
+    migrate(empty_engine)
+    with empty_engine.connect() as conn:
+        rows = [
+            (r, m, bytes(e))
+            for r, m, e in conn.execute(text("SELECT resident, model, embedding FROM resident_embeddings"))
+        ]
+    assert rows == [("r-1", "dlib-resnet-v1", emb)]
+    command.downgrade(cfg, "0008")
+    with empty_engine.connect() as conn:
+        back = {
+            r: (bytes(e) if e is not None else None)
+            for r, e in conn.execute(text("SELECT id, embedding FROM residents"))
+        }
+    assert back == {"r-1": emb, "r-gone": None}
+    migrate(empty_engine)

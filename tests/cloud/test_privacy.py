@@ -21,6 +21,7 @@ from cloud.db.models import (
     EventRow,
     GalleryDelivery,
     Resident,
+    ResidentEmbedding,
     WorkOrder,
 )
 from cloud.gates.store import delete_resident, enrol_resident, mark_acked
@@ -30,11 +31,13 @@ from cloud.workorders.store import add_dead_letters, record_events
 from harness import DATA
 from sc.config.loader import load_site_config
 from sc.config.schema import Privacy
+from sc.contracts.commands import EmbeddingModel
 from sc.contracts.messages import DEFAULT_SEVERITY, EntryMethod, Event, EventKind, EventState, GatePayload
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 SITE = load_site_config(DATA / "site.yaml").site
 LOCATIONS = SITE.device_locations()
+DLIB = EmbeddingModel.DLIB_RESNET_V1
 PRIVACY = Privacy(face_crops_days=30, stranger_frames_days=10, entries_days=90, audit_days=60)
 
 
@@ -120,7 +123,7 @@ def test_retention_removes_exactly_what_is_older_than_each_period(
 
 def _enrol(s: Session, rid: str, now: datetime) -> Resident:
     emb = np.ones(128, dtype="<f4").tobytes()
-    r = enrol_resident(s, resident_id=rid, name="Zhang Wei", embedding=emb, photos=1, by="op-1", now=now,
+    r = enrol_resident(s, resident_id=rid, name="Zhang Wei", embeddings={DLIB: emb}, photos=1, by="op-1", now=now,
                        gates=SITE.gates, unit="3-201", location="b1-u1")  # fmt: skip
     s.add(Consent(resident=rid, version="face-entry-1", text_sha256="0" * 64, given_by="the resident",
                   recorded_by="op-1", at=now))  # fmt: skip
@@ -145,7 +148,8 @@ def test_a_removed_resident_keeps_no_name_no_face_crop_and_a_withdrawn_consent(
     with Session(engine) as s:
         tomb = s.get(Resident, "r-zw")
         assert tomb is not None
-        assert (tomb.name, tomb.unit, tomb.embedding, tomb.location) == ("", None, None, "b1-u1")
+        assert (tomb.name, tomb.unit, tomb.location) == ("", None, "b1-u1")
+        assert s.execute(select(ResidentEmbedding)).first() is None
         [consent] = s.execute(select(Consent)).scalars()
         assert consent.withdrawn_at == later
         e = s.get(Entry, theirs.id)

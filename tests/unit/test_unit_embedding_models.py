@@ -91,3 +91,24 @@ def test_a_gate_whose_model_files_are_missing_does_not_start(tmp_path: Path) -> 
     ):
         GateService(gate=gate, site="test", base_dir=tmp_path, var_dir=tmp_path, emit=lambda *a: None,
                     models_dir=tmp_path / "no-models")  # fmt: skip
+
+
+def test_enrolment_makes_one_embedding_per_model_of_the_site_from_the_same_photos() -> None:
+    from cloud.gates.enrolment import Enroller, PhotoError, embedding_bytes, site_models
+    from firmware_sim.faces import identities
+    from harness import DATA
+    from sc.config.loader import load_site_config
+
+    site = load_site_config(DATA / "site.yaml").site
+    assert site_models(site) == [DLIB]  # the test site's gates are dlib's
+    onnx_site = site.model_copy(update={"gates": [g.model_copy(update={"face_model": ONNX}) for g in site.gates[:1]]})
+    assert site_models(onnx_site) == [ONNX]
+    photos = [(p.path.name, p.path.read_bytes()) for p in identities()["obama"][:2]]
+    vecs = Enroller([DLIB, ONNX]).embeddings(photos)
+    assert {m: v.shape for m, v in vecs.items()} == {DLIB: (128,), ONNX: (512,)}
+    assert len(embedding_bytes(vecs[ONNX], ONNX)) == 2048
+    with pytest.raises(ValueError, match="a dlib-resnet-v1 embedding has 128 values, not 512"):
+        embedding_bytes(vecs[ONNX], DLIB)
+    group = identities()["t1-0"][0].path
+    with pytest.raises(PhotoError, match=r"^photo 1 \(t1.jpg\): 6 faces in the photo"):
+        Enroller([DLIB, ONNX]).embeddings([(group.name, group.read_bytes())])

@@ -11,21 +11,22 @@ from sqlalchemy.exc import IntegrityError
 from cloud import audit
 from cloud.audit import AuditAction
 from cloud.db.models import Consent, Resident, User
-from cloud.gates.enrolment import ENROLMENT_MODEL, MAX_PHOTOS, PhotoError, embedding_bytes
+from cloud.gates.enrolment import MAX_PHOTOS, PhotoError, embedding_bytes
 from cloud.gates.store import (
     AlreadyEnrolled,
     ResidentNotFound,
+    community_gates,
     delete_resident,
     deliveries_of,
     delivery_state,
     enrol_resident,
-    enrolment_gates,
     list_residents,
 )
 from cloud.media import MediaError, checked_image
 from cloud.privacy import consent_digest, forget_resident, remove_files
 from cloud.workorders.routing import RoutingError
 from sc.config.schema import Gate
+from vision.models import ModelError
 
 from ..deps import ApiContext, CtxDep, GateStaff, ScopesDep, SessionDep
 from ..schemas import ConsentPublic, DeliveryPublic, ResidentPublic
@@ -98,14 +99,17 @@ def enrol(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         images.append((photo.filename or "", data))
     try:
-        vec = ctx.enroller.embedding(images)  # this thread-pool thread, under the engine's lock
+        vecs = ctx.enroller.embeddings(images)  # this thread-pool thread, under the engines' lock
     except PhotoError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except ModelError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"enrolment is not set up: {exc}") from exc
     finally:
         images.clear()
+    embeddings = {m: embedding_bytes(v, m) for m, v in vecs.items()}
     try:
         r = enrol_resident(
-            session, resident_id=resident_id, name=name, embedding=embedding_bytes(vec), photos=len(photos),
+            session, resident_id=resident_id, name=name, embeddings=embeddings, photos=len(photos),
             by=user.id, now=ctx.clock(), gates=serving(ctx, location), unit=unit, location=location,
         )  # fmt: skip
         session.add(
@@ -138,9 +142,8 @@ def list_(
 
 
 def serving(ctx: ApiContext, location: str | None) -> list[Gate]:
-    """The gates a resident living at ``location`` goes to: their own community's of the cloud's enrolment model
-    (cloud/gates/store.py)."""
-    serves = enrolment_gates(ctx.site, ENROLMENT_MODEL)
+    """The gates a resident living at ``location`` goes to: their own community's (cloud/gates/store.py)."""
+    serves = community_gates(ctx.site)
     return [g for g in ctx.site.gates if serves(g, location)]
 
 
