@@ -347,6 +347,33 @@ def test_a_command_the_gate_misses_or_refuses_is_sent_again_until_it_is_applied(
     stack.gate.stop()
 
 
+def test_a_resident_with_no_embedding_of_a_gates_model_is_an_error_there_not_a_wrong_face(stack: Stack) -> None:
+    """Enrolled (here directly in the database) with the ONNX model only, while the test site's gates are dlib's:
+    nothing is sent, each gate's delivery says why."""
+    from cloud.db.engine import make_sessions
+    from cloud.gates.store import enrol_resident
+    from sc.contracts.commands import EmbeddingModel
+
+    stack.gate.start()
+    wait_online(stack, True)
+    onnx = np.ones(512, dtype="<f4") / np.sqrt(512)
+    with make_sessions(stack.db).begin() as s:
+        enrol_resident(
+            s, resident_id="r-onnx", name="O", embeddings={EmbeddingModel.FACEPLUGIN_FR_FEATURE: onnx.tobytes()},
+            photos=1, by="op-1", now=datetime.now(UTC), gates=stack.site.loaded.site.gates,
+        )  # fmt: skip
+    assert stack.app.gate_link is not None
+    stack.app.gate_link.kick()
+    assert wait_until(
+        lambda: {g: st for g, (_, st, _) in stack.sync("r-onnx").items()} == {"north": "error", "south": "error"}, 10
+    )
+    with stack.client("op-1") as c:
+        errors = {d["gate"]: d["error"] for d in c.get("/api/v1/residents/r-onnx/sync").json()}
+    assert errors == {g: "no dlib-resnet-v1 embedding: enrol the resident again" for g in ("north", "south")}
+    assert stack.gate.commands(CommandName.GALLERY_PUT) == []
+    stack.gate.stop()
+
+
 def test_enrolment_refuses_bad_photos_and_wrong_roles_and_keeps_nothing(stack: Stack) -> None:
     blank = cv2.imencode(".jpg", np.full((400, 300, 3), 200, np.uint8))[1].tobytes()
     sof = blank.index(b"\xff\xc0")  # a small file whose header declares 30,000 x 30,000 pixels (3 GB decoded)
