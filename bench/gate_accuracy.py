@@ -50,9 +50,12 @@ from edge.gate.pipeline import GatePipeline, VisionSettings
 from edge.gate.tools import DistanceReport, distance_report, photo_embeddings
 from firmware_sim.faces import identities
 from firmware_sim.gatescene import DOOR_INSIDE, DOOR_LINE, LIGHTINGS, SCENES, build_scene
+from sc.config.schema import MATCH_THRESHOLD
+from sc.contracts.commands import EmbeddingModel
 from sc.contracts.messages import EntryMethod
 from sc.passes import PassClaims, generate_key, load_private_key, load_public_key, sign_pass
-from vision.faces import FaceEngine, load_rgb, normalise
+from vision.engines import Engine, engine_for
+from vision.faces import load_rgb, normalise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate_common import (
@@ -70,13 +73,16 @@ from gate_common import (
     who,
 )
 
-THRESHOLD = VisionSettings().threshold
+THRESHOLD = VisionSettings().threshold  # dlib's; set to the model's by main()
 SITE, GATE, VISITOR = "test", "north", "Li Na"
 
 # --------------------------------------------------------------------------- 1. photos
 
 
-def photo_folder(root: Path, engine: FaceEngine) -> list[str]:
+DLIB = EmbeddingModel.DLIB_RESNET_V1.value
+
+
+def photo_folder(root: Path, engine: Engine) -> list[str]:
     """``root/<person>/<photo>`` for every identity; notes on what was cut or left out."""
     notes: list[str] = []
     people = identities()
@@ -195,7 +201,7 @@ def report_photos(
     margin_naive = min(naive.impostor) - max(naive.genuine)
     print(
         f"\ngap between the worst genuine and the closest impostor: ours {margin_ours:.3f} "
-        f"(threshold 0.40 sits {THRESHOLD - max(ours.genuine):.3f} above the worst genuine and "
+        f"(threshold {THRESHOLD:.2f} sits {THRESHOLD - max(ours.genuine):.3f} above the worst genuine and "
         f"{min(ours.impostor) - THRESHOLD:.3f} below the closest impostor); baseline {margin_naive:.3f} "
         f"(0.6 sits {min(naive.impostor) - FR_TOLERANCE:.3f} below its closest impostor)"
     )
@@ -276,8 +282,11 @@ class SceneResult:
 _W: dict[str, Any] = {}
 
 
-def _init_worker(token: str, pub: str, tmp: str, baseline_stride: int, min_face_px: int | None = None) -> None:
-    engine = FaceEngine()
+def _init_worker(
+    token: str, pub: str, tmp: str, baseline_stride: int, min_face_px: int | None = None, model: str = DLIB
+) -> None:
+    engine = engine_for(EmbeddingModel(model))
+    _W["threshold"] = MATCH_THRESHOLD[EmbeddingModel(model)]
     _W.update(engine=engine, index=ours_gallery(engine), token=token, pub=load_public_key(Path(pub)), tmp=Path(tmp))
     _W["stride"] = baseline_stride
     _W["min_face_px"] = min_face_px
@@ -286,13 +295,14 @@ def _init_worker(token: str, pub: str, tmp: str, baseline_stride: int, min_face_
 
 def run_scene(job: tuple[str, str, int]) -> SceneResult:
     name, lighting, seed = job
-    engine: FaceEngine = _W["engine"]
+    engine: Engine = _W["engine"]
     index: GalleryIndex = _W["index"]
     scene = build_scene(name, lighting=lighting, seed=seed, qr_token=_W["token"])
     ledger = PassLedger(_W["tmp"] / f"ledger-{name}-{lighting}-{seed}-{uuid.uuid4().hex[:6]}.db")
     checker = PassChecker(public_key=_W["pub"], site=SITE, gate=GATE, ledger=ledger)
     pipe = GatePipeline(
         settings=VisionSettings(
+            threshold=_W["threshold"],
             door_line=DOOR_LINE,
             door_inside=DOOR_INSIDE,
             **({"min_face_px": _W["min_face_px"]} if _W["min_face_px"] else {}),
@@ -516,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-stride", type=int, default=0, help="also run the naive loop on every Nth frame (0: off, default)"
     )
     ap.add_argument("--min-face-px", type=int, default=None, help="ours' min_face_px (a proposed setting)")
+    ap.add_argument(
+        "--model",
+        default=DLIB,
+        choices=[m.value for m in EmbeddingModel],
+        help="ours' face model (docs/face-models.md)",
+    )
     ap.add_argument("--plot", type=Path, default=DOCS / "gate_distances.png")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="write the raw figures here")
@@ -527,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown scene {name}")
     started = time.perf_counter()
     print_machine()
-    engine = FaceEngine()
+    global THRESHOLD
+    THRESHOLD = MATCH_THRESHOLD[EmbeddingModel(args.model)]
+    engine = engine_for(EmbeddingModel(args.model))
+    print(f"face model: {args.model}, threshold {THRESHOLD:.2f}")
     with tempfile.TemporaryDirectory(prefix="sc-gate-accuracy-") as tmp_s:
         tmp = Path(tmp_s)
         # 1. photos
@@ -554,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.scenes.split(",")
         ]
         results: list[SceneResult] = []
-        init = (token, str(tmp / "pass.pub"), str(tmp), args.baseline_stride, args.min_face_px)
+        init = (token, str(tmp / "pass.pub"), str(tmp), args.baseline_stride, args.min_face_px, args.model)
         ctx = mp.get_context("fork")
         with ctx.Pool(args.jobs, initializer=_init_worker, initargs=init) as pool:
             for r in pool.imap_unordered(run_scene, jobs):

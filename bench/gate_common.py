@@ -23,7 +23,7 @@ from edge.gate.gallery import GalleryIndex
 from edge.gate.tools import enrolment_embedding
 from firmware_sim.faces import FACES_DIR
 from firmware_sim.gatescene import FrameTruth
-from vision.faces import FaceEngine
+from vision.engines import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -132,7 +132,7 @@ def print_load() -> None:
 # --------------------------------------------------------------------------- the two galleries
 
 
-def ours_gallery(engine: FaceEngine) -> GalleryIndex:
+def ours_gallery(engine: Engine) -> GalleryIndex:
     """The gate's gallery, as ``sc gate enroll`` builds it: one mean unit embedding per resident."""
     ids, names, vecs = [], [], []
     for name, photos in ENROL.items():
