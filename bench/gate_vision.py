@@ -62,8 +62,10 @@ import numpy as np  # noqa: E402
 from edge.gate.gallery import GalleryIndex  # noqa: E402
 from edge.gate.pipeline import HOG_STEP, GateOutcome, GatePipeline, VisionSettings  # noqa: E402
 from firmware_sim.gatescene import DOOR_INSIDE, DOOR_LINE, LIGHTINGS, SCENES, FrameTruth, GateScene, build_scene  # noqa: E402
+from sc.config.schema import MATCH_THRESHOLD  # noqa: E402
+from sc.contracts.commands import EmbeddingModel  # noqa: E402
 from sc.contracts.messages import EntryMethod  # noqa: E402
-from vision.faces import FaceEngine  # noqa: E402
+from vision.engines import Engine, engine_for  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate_common import (  # noqa: E402
@@ -96,7 +98,7 @@ Grant = tuple[str, str, str, int, float | None]
 SETTINGS = VisionSettings(door_line=DOOR_LINE, door_inside=DOOR_INSIDE)
 
 
-def make_pipeline(engine: FaceEngine, index: GalleryIndex) -> GatePipeline:
+def make_pipeline(engine: Engine, index: GalleryIndex) -> GatePipeline:
     return GatePipeline(settings=SETTINGS, engine=engine, gallery=lambda: index)
 
 
@@ -151,7 +153,7 @@ def distinct(grants: list[Grant]) -> list[Grant]:
 
 
 def throughput_scene(
-    scene: GateScene, engine: FaceEngine, index: GalleryIndex, naive: NaiveGallery, stride: int
+    scene: GateScene, engine: Engine, index: GalleryIndex, naive: NaiveGallery, stride: int
 ) -> tuple[Run, Run]:
     truths = scene.frame_truths()
     frames = [scene.render(i)[0] for i in range(scene.n_frames)]
@@ -273,7 +275,7 @@ def residents_timeline(scene: GateScene) -> dict[str, tuple[int, int, int]]:
 
 
 def latency_scene(
-    scene: GateScene, engine: FaceEngine, index: GalleryIndex, naive: NaiveGallery, stats: dict[str, LiveStats]
+    scene: GateScene, engine: Engine, index: GalleryIndex, naive: NaiveGallery, stats: dict[str, LiveStats]
 ) -> list[Decision]:
     truths = scene.frame_truths()
     timeline = residents_timeline(scene)
@@ -543,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"ours' min_face_px and the baseline variant's (default {SETTINGS.min_face_px}, the pipeline's)",
     )
+    ap.add_argument(
+        "--model",
+        default=EmbeddingModel.DLIB_RESNET_V1.value,
+        choices=[m.value for m in EmbeddingModel],
+        help="ours' face model (docs/face-models.md)",
+    )
     ap.add_argument("--plot", type=Path, default=DOCS / "gate_vision.png")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="write the raw figures here")
@@ -558,9 +566,12 @@ def main(argv: list[str] | None = None) -> int:
         SETTINGS = replace(SETTINGS, min_face_px=args.min_face_px)
         MIN_FACE_PX = args.min_face_px
         print(f"ours: min_face_px={MIN_FACE_PX} (not the default)")
+    model = EmbeddingModel(args.model)
+    SETTINGS = replace(SETTINGS, threshold=MATCH_THRESHOLD[model])
     started = time.perf_counter()
     print_machine()
-    engine = FaceEngine()
+    print(f"ours: face model {model.value}, threshold {SETTINGS.threshold:.2f}")
+    engine = engine_for(model)
     index = ours_gallery(engine)
     naive = naive_gallery()
     # warm both up (first calls allocate)
