@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         notes = photo_folder(tmp / "people", engine)
         people = photo_embeddings(engine, tmp / "people")
         per_person = {k: len(v) for k, v in people.items()}
-        ours = distance_report(people)
+        ours = distance_report(people, model=EmbeddingModel(args.model))
         naive = naive_photo_report(tmp / "people")
         report_photos(ours, per_person, naive, notes, ours_closest(people))
         if not args.no_plot:

@@ -600,7 +600,7 @@ def gate_report(
     if len(people) < 2:
         typer.echo("need photos of at least two people (one sub-folder each)", err=True)
         raise typer.Exit(2)
-    report = distance_report(people)
+    report = distance_report(people, model=face_model)
     typer.echo(dumps(report.to_json()))
     if plot is not None:
         plot_report(report, plot, threshold)

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from sc.config.schema import MATCH_THRESHOLD
+from sc.contracts.commands import DEFAULT_EMBEDDING_MODEL, EmbeddingModel
 from vision.engines import Engine
 from vision.faces import Embedding, EnrolmentError, load_rgb, normalise
 
@@ -128,14 +130,19 @@ def photo_embeddings(engine: Engine, folder: Path) -> dict[str, list[Embedding]]
     return people
 
 
-def distance_report(people: dict[str, list[Embedding]], *, margin: float = 0.03) -> DistanceReport:
+def distance_report(
+    people: dict[str, list[Embedding]], *, margin: float = 0.03, model: EmbeddingModel = DEFAULT_EMBEDDING_MODEL
+) -> DistanceReport:
     """Genuine and impostor distances (leave-one-out enrolment) and the threshold they suggest.
 
     The proposed threshold sits halfway between the genuine distances' 95th
     percentile and the closest impostor (equal room for a resident seen badly
     and for a look-alike stranger), never closer than ``margin`` to that
     impostor (a stranger let in is the worst failure), and never above 0.6.
+    Those figures, and the table's thresholds (0.30 to 0.60), are dlib's: for another ``model`` they are
+    scaled by its threshold against dlib's (MATCH_THRESHOLD), its distances being on another scale.
     """
+    k = MATCH_THRESHOLD[model] / MATCH_THRESHOLD[DEFAULT_EMBEDDING_MODEL]
     genuine: list[float] = []
     impostor: list[float] = []
     for person, vecs in people.items():
@@ -149,13 +156,14 @@ def distance_report(people: dict[str, list[Embedding]], *, margin: float = 0.03)
                     continue
                 ref = normalise(np.mean(np.stack(ovecs), axis=0).astype(np.float32))
                 impostor.append(float(np.linalg.norm(v - ref)))
-    lowest_impostor = min(impostor) if impostor else 0.6
-    genuine_p95 = float(np.percentile(genuine, 95)) if genuine else 0.3
-    proposed = min(0.6, lowest_impostor - margin, (genuine_p95 + lowest_impostor) / 2)
+    lowest_impostor = min(impostor) if impostor else 0.6 * k
+    genuine_p95 = float(np.percentile(genuine, 95)) if genuine else 0.3 * k
+    proposed = min(0.6 * k, lowest_impostor - margin * k, (genuine_p95 + lowest_impostor) / 2)
     rows = []
     g, im = np.asarray(genuine or [np.inf]), np.asarray(impostor or [np.inf])
-    for thr in np.arange(0.30, 0.61, 0.02):
-        rows.append((round(float(thr), 2), float(np.mean(g <= thr)), float(np.mean(im <= thr))))
+    for i in range(16):
+        thr = round((0.30 + 0.02 * i) * k, 3)
+        rows.append((thr, float(np.mean(g <= thr)), float(np.mean(im <= thr))))
     return DistanceReport(genuine, impostor, float(proposed), rows)
 
 
@@ -166,7 +174,8 @@ def plot_report(report: DistanceReport, path: Path, threshold: float | None = No
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    bins = np.linspace(0, 1.0, 51).tolist()
+    top = max([1.0, *report.genuine, *report.impostor])
+    bins = np.linspace(0, top, 51).tolist()
     ax.hist(report.genuine, bins=bins, alpha=0.7, label=f"same person (n={len(report.genuine)})")
     ax.hist(report.impostor, bins=bins, alpha=0.7, label=f"different people (n={len(report.impostor)})")
     ax.axvline(report.proposed, color="k", linestyle="--", label=f"proposed threshold {report.proposed:.2f}")

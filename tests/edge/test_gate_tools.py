@@ -156,6 +156,17 @@ def test_report_separates_people_and_proposes_a_threshold_between(photo_folder: 
     assert img is not None and img.shape == (385, 770, 3)  # 7 x 3.5 inches at 110 dpi
 
 
+def test_report_with_the_onnx_model_proposes_a_threshold_on_its_scale(photo_folder: Path) -> None:
+    r = sc("gate", "report", str(photo_folder), "--model", "faceplugin-fr-feature")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.splitlines()[0])
+    genuine, impostor = report["genuine"], report["impostor"]
+    assert genuine["max"] < report["proposed_threshold"] < impostor["min"]
+    assert 0.6 < report["proposed_threshold"] <= 1.5  # not dlib's cap of 0.6: its distances are larger
+    thresholds = [row["threshold"] for row in report["table"]]
+    assert thresholds[0] == 0.75 and thresholds[-1] == 1.5  # dlib's 0.30..0.60, scaled by 1.00 / 0.40
+
+
 def test_report_needs_two_people_and_a_folder(tmp_path: Path) -> None:
     (tmp_path / "only").mkdir()
     shutil.copy(FACES_DIR / "obama.jpg", tmp_path / "only" / "a.jpg")
