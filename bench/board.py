@@ -20,7 +20,6 @@ import platform
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -29,9 +28,8 @@ from sqlalchemy.orm import Session
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stats import ADMIN, END, FILL  # noqa: E402
+from stats import END, FILL, scratch_database  # noqa: E402
 
-from cloud.db.engine import make_engine, migrate  # noqa: E402
 from cloud.db.models import User  # noqa: E402
 from cloud.workorders.queries import list_query  # noqa: E402
 from cloud.workorders.states import Role, Status  # noqa: E402
@@ -67,16 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args(argv)
     site = load_site_config(REPO / "configs" / "site.example.yaml").site
-    name = f"sc_bench_board_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url)
     print(
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    try:
-        migrate(engine)
+    with scratch_database("sc_bench_board_") as (url, engine):
         have = 0
         print(f"{'orders':>9} {'in work':>8} {'who':>13} {'shown':>6} {'no index ms':>12} {'ours ms':>9} {'ratio':>7}")
         for n in sizes(args.sizes):
@@ -102,10 +94,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{ours_s * 1000:9.1f} {before_s / ours_s:6.1f}x",
                     flush=True,
                 )
-    finally:
-        engine.dispose()
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
 
 

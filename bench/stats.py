@@ -21,14 +21,15 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from statistics import mean
 
 import psycopg
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,6 +76,23 @@ def before(session: Session, site: SiteConfig, since: datetime, until: datetime)
     return out
 
 
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[tuple[str, Engine]]:
+    """A new PostgreSQL database (its URL, an engine on it, migrated), dropped at the end whatever happens."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        yield url, engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def timed(fn: Callable[[], list[dict[str, object]]], repeat: int) -> tuple[float, list[dict[str, object]]]:
     times: list[float] = []
     result: list[dict[str, object]] = []
@@ -93,16 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
     site = load_site_config(REPO / "configs" / "site.example.yaml").site
-    name = f"sc_bench_stats_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url)
     print(
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    try:
-        migrate(engine)
+    with scratch_database("sc_bench_stats_") as (url, engine):
         have = 0
         print(f"{'orders':>9} {'period':>7} {'in period':>10} {'before s':>9} {'ours s':>9} {'ratio':>7}")
         for n in sizes:
@@ -126,10 +138,6 @@ def main(argv: list[str] | None = None) -> int:
                             return 1
                         base_txt, ratio = f"{base_s:9.3f}", f"{base_s / ours_s:6.1f}x"
                 print(f"{n:>9} {days:>6}d {in_period:>10} {base_txt} {ours_s:9.3f} {ratio}", flush=True)
-    finally:
-        engine.dispose()
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
 
 

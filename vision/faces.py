@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from sc.contracts.commands import EMBEDDING_DIMS, EmbeddingModel
 
-__all__ = ["EMBEDDING_DIM", "Embedding", "EnrolmentError", "FaceBox", "FaceEngine", "Image"]
+__all__ = ["EMBEDDING_DIM", "Embedding", "EnrolmentError", "FaceBox", "FaceEngine", "Image", "the_one_face"]
 
 #: dlib's (the default model's) embedding size; each engine says its own (``dim``)
 EMBEDDING_DIM = EMBEDDING_DIMS[EmbeddingModel.DLIB_RESNET_V1]
@@ -167,17 +167,22 @@ class FaceEngine:
         if not boxes:
             # a small face in a large photo: look again at twice the size
             boxes = [b for b in self.detect(rgb, upsample=1) if b.height >= min_face_px]
-        if not boxes:
-            raise EnrolmentError("no face found in the photo: use a well-lit, frontal photo of one person")
-        if len(boxes) > 1:
-            big = sorted(boxes, key=lambda b: b.height, reverse=True)
-            if big[1].height > 0.5 * big[0].height:
-                raise EnrolmentError(f"{len(boxes)} faces in the photo: use a photo of the resident alone")
-            boxes = big[:1]
-        box = boxes[0]
-        if box.height < min_face_px:
-            raise EnrolmentError(f"the face is only {box.height} px high: at least {min_face_px} px is needed")
+        box = the_one_face(boxes, min_face_px=min_face_px)
         return self.embed(rgb, box), box
+
+
+def the_one_face(boxes: list[FaceBox], *, min_face_px: int) -> FaceBox:
+    """The face an enrolment photo is of (every engine's rule); :class:`EnrolmentError` saying why there is none:
+    no face, several of similar size (a far smaller one behind is let be), or one too small."""
+    if not boxes:
+        raise EnrolmentError("no face found in the photo: use a well-lit, frontal photo of one person")
+    big = sorted(boxes, key=lambda b: b.height, reverse=True)
+    if len(big) > 1 and big[1].height > 0.5 * big[0].height:
+        raise EnrolmentError(f"{len(boxes)} faces in the photo: use a photo of the resident alone")
+    box = big[0]
+    if box.height < min_face_px:
+        raise EnrolmentError(f"the face is only {box.height} px high: at least {min_face_px} px is needed")
+    return box
 
 
 def normalise(vec: npt.NDArray[np.float32]) -> Embedding:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from sc.contracts.commands import EMBEDDING_DIMS, EmbeddingModel
 
-from .faces import Embedding, EnrolmentError, FaceBox, Image, low_light_grey, normalise
+from .faces import Embedding, EnrolmentError, FaceBox, Image, low_light_grey, normalise, the_one_face
 from .models import DEFAULT_DIR, model_path
 
 __all__ = ["ARCFACE_112", "LANDMARK_PX", "OnnxFaceEngine"]
@@ -131,15 +131,5 @@ class OnnxFaceEngine:
 
     def enrolment_embedding(self, rgb: Image, *, min_face_px: int = 80) -> tuple[Embedding, FaceBox]:
         """The embedding of the one face in an enrolment photo; :class:`EnrolmentError` if there is not exactly one."""
-        boxes = self.detect(rgb)
-        if not boxes:
-            raise EnrolmentError("no face found in the photo: use a well-lit, frontal photo of one person")
-        if len(boxes) > 1:
-            big = sorted(boxes, key=lambda b: b.height, reverse=True)
-            if big[1].height > 0.5 * big[0].height:
-                raise EnrolmentError(f"{len(boxes)} faces in the photo: use a photo of the resident alone")
-            boxes = big[:1]
-        box = boxes[0]
-        if box.height < min_face_px:
-            raise EnrolmentError(f"the face is only {box.height} px high: at least {min_face_px} px is needed")
+        box = the_one_face(self.detect(rgb), min_face_px=min_face_px)
         return self.embed(rgb, box), box
