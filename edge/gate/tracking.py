@@ -21,7 +21,12 @@ class FaceTrack:
     hits: int = 1
     history: deque[tuple[float, FaceBox]] = field(default_factory=lambda: deque(maxlen=50))
     first_visible_t: float | None = None  # first frame the face was whole and big enough
-    embedding: Embedding | None = None
+    embedding: Embedding | None = None  # the looks fused: their embeddings' sum, normalised
+    look_sum: Embedding | None = None  # the sum of the looks that count (vision.quality)
+    looks: int = 0  # looks fused into ``embedding``
+    clear_looks: int = 0  # ... of them with a detector score over the pipeline's poor_score
+    rejected_looks: int = 0  # looks not embedded: blurred, turned away (vision.quality)
+    quality_reason: str = ""  # why the last of them did not count
     embed_quality: float = 0.0
     embed_height: int = 0  # face height when it was embedded
     embeddings: int = 0  # how many times it was embedded at the decision size (1, or 2 when the first was poor)
@@ -34,6 +39,7 @@ class FaceTrack:
     spoof_strong: int = 0  # ... of them with a whole rectangle round the face
     checks: int = 0  # frames the liveness checks ran on (the face whole and big enough)
     stranger_reported: bool = False
+    visitor: bool = False  # a visitor pass was granted while this face was at the gate: not a loitering stranger
 
     @property
     def age(self) -> float:

@@ -22,6 +22,7 @@ from sc.contracts.messages import EventKind, Severity
 from sc.contracts.topics import ID_PATTERN
 
 __all__ = [
+    "MATCH_MARGIN",
     "MATCH_THRESHOLD",
     "BrokerConfig",
     "Building",
@@ -377,6 +378,13 @@ MATCH_THRESHOLD: dict[EmbeddingModel, float] = {
     EmbeddingModel.FACEPLUGIN_FR_FEATURE: 1.00,
 }
 
+#: Each face model's open-set margin where a gate's config gives none: a grant needs the best resident this much
+#: nearer than the second best (a tenth of the threshold: docs/face-models.md, "Open set").
+MATCH_MARGIN: dict[EmbeddingModel, float] = {
+    EmbeddingModel.DLIB_RESNET_V1: 0.04,
+    EmbeddingModel.FACEPLUGIN_FR_FEATURE: 0.10,
+}
+
 
 class Gate(_Config):
     id: Id
@@ -404,6 +412,17 @@ class Gate(_Config):
             "`sc gate report` proposes one from data"
         ),
     )
+    margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=2.0,
+        title="Face match margin",
+        description=(
+            "a grant needs the best resident at least this much nearer than the second best, so that a stranger "
+            "between two residents is not let in as either (none: the model's own, MATCH_MARGIN); "
+            "`sc gate report` proposes one from data"
+        ),
+    )
     min_face_px: int = Field(
         default=108,
         ge=40,
@@ -428,6 +447,11 @@ class Gate(_Config):
     def match_threshold(self) -> float:
         """The threshold the gate decides with: the config's, or its face model's own."""
         return self.threshold if self.threshold is not None else MATCH_THRESHOLD[self.face_model]
+
+    @property
+    def match_margin(self) -> float:
+        """The open-set margin the gate decides with: the config's, or its face model's own."""
+        return self.margin if self.margin is not None else MATCH_MARGIN[self.face_model]
 
 
 class LaneKind(StrEnum):

@@ -17,7 +17,7 @@ from edge.gate.gallery import Gallery
 from edge.gate.tools import distance_report
 from firmware_sim.faces import FACES_DIR
 from harness import REPO, sc_command
-from vision.faces import EMBEDDING_DIM, FaceEngine, load_rgb
+from vision.faces import EMBEDDING_DIM, FaceEngine, load_rgb, normalise
 
 Vec = npt.NDArray[np.float32]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -156,6 +156,27 @@ def test_report_separates_people_and_proposes_a_threshold_between(photo_folder: 
     assert img is not None and img.shape == (385, 770, 3)  # 7 x 3.5 inches at 110 dpi
 
 
+def test_report_says_what_the_threshold_means_at_a_gate_of_many_residents(photo_folder: Path) -> None:
+    r = sc("gate", "report", str(photo_folder), "--residents", "500", "--target", "0.01")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.splitlines()[0])
+    o = report["open_set"]
+    far = o["far_per_comparison"]
+    assert far["impostor_pairs"] == 10 and far["accepted"] == 0 and far["observed"] == 0.0
+    assert far["upper95"] == float(f"{1 - 0.05 ** (1 / 10):.3g}")  # 10 pairs can only promise under 26 %
+    assert [row["residents"] for row in o["stranger_let_in"]] == [100, 500, 1000, 10000]
+    fitted = [row["fitted"] for row in o["stranger_let_in"]]
+    bound = [row["upper95"] for row in o["stranger_let_in"]]
+    assert fitted == sorted(fitted)  # more residents: more chances for a stranger
+    assert bound == [1.0] * 4  # 10 impostor pairs promise nothing at a gate of 100 (1 - (1 - 0.26) ** 100)
+    assert (o["residents"], o["target"], o["threshold_for_target"]) == (500, 0.01, None)  # 10 pairs: too few to fit
+    # obama's three photos each lead the nearest other person by far more than dlib's margin (0.04)
+    assert report["gaps"]["n"] == 3 and report["gaps"]["min"] > 0.1
+    assert report["proposed_margin"] == pytest.approx(0.04 * report["proposed_threshold"] / 0.40, abs=1e-3)
+    bad = sc("gate", "report", str(photo_folder), "--target", "2")
+    assert bad.returncode == 2 and "--target" in bad.stderr
+
+
 def test_report_with_the_onnx_model_proposes_a_threshold_on_its_scale(photo_folder: Path) -> None:
     r = sc("gate", "report", str(photo_folder), "--model", "faceplugin-fr-feature")
     assert r.returncode == 0, r.stderr
@@ -258,6 +279,37 @@ def test_distance_report_never_proposes_more_than_0_6() -> None:
     report = distance_report({"a": pair_apart(0.2), "b": [plane((3, 1.0))]})
     assert report.impostor == pytest.approx([math.sqrt(2)] * 3, abs=1e-6)
     assert report.proposed == 0.6
+
+
+def test_distance_report_holds_the_threshold_under_the_open_set_one_for_the_gates_size() -> None:
+    # a with two photos 0.35 apart, and 40 people of one photo each scattered around a's mean (e0) at about 0.55 from it
+    rng = np.random.default_rng(3)
+    people = {"a": pair_apart(0.35)}
+    for i in range(40):
+        v = plane((0, 1.0)) + rng.normal(0.0, 0.05, EMBEDDING_DIM).astype(np.float32)
+        people[f"p{i}"] = [normalise(v)]
+    few = distance_report(people, residents=10)
+    many = distance_report(people, residents=10_000)
+    assert len(few.impostor) >= 30 and few.open_set_threshold is not None and many.open_set_threshold is not None
+    assert many.open_set_threshold < few.open_set_threshold
+    # 10 residents: halfway between a's photos and the closest impostor; 10,000: the open-set threshold, lower
+    assert few.proposed < few.open_set_threshold
+    assert many.proposed == pytest.approx(many.open_set_threshold, abs=1e-9) and many.proposed < few.proposed
+    o = many.to_json()["open_set"]
+    assert o["residents"] == 10_000 and o["threshold_for_target"] == round(many.open_set_threshold, 3)
+    # at the proposed threshold, by the fit, a stranger facing 10,000 residents is let in at the target
+    at_10k = next(r for r in o["stranger_let_in"] if r["residents"] == 10_000)["fitted"]
+    assert at_10k == pytest.approx(0.001, rel=0.01)
+    assert few.to_json()["open_set"]["threshold_for_target"] > o["threshold_for_target"]
+
+
+def test_the_proposed_margin_never_refuses_a_resident_of_the_photos() -> None:
+    # b is nearer a's mean than a's photos are to each other: they lead b by only 0.006, the margin is half that
+    a = pair_apart(0.2)
+    b = towards(0.18)
+    report = distance_report({"a": a, "b": [b]})
+    assert min(report.gaps) == pytest.approx(min(float(np.linalg.norm(v - b)) for v in a) - 0.2, abs=1e-6)
+    assert report.proposed_margin == pytest.approx(0.5 * min(report.gaps), abs=1e-6) and report.proposed_margin < 0.01
 
 
 def test_distance_report_with_one_photo_each_or_one_person() -> None:

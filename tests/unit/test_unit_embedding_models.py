@@ -82,6 +82,21 @@ def test_a_gate_says_its_model_and_its_threshold_is_the_models_unless_set() -> N
     assert Gate.model_validate({**base, "face_model": ONNX.value, "threshold": 0.9}).match_threshold == 0.9
 
 
+def test_a_gates_open_set_margin_is_the_models_unless_set_and_reaches_the_pipeline() -> None:
+    from pydantic import ValidationError
+
+    from edge.gate.pipeline import VisionSettings
+
+    base = {"id": "north", "name": "North", "location": "g1", "gateway": "gw-b"}
+    assert Gate.model_validate(base).match_margin == 0.04
+    onnx = Gate.model_validate({**base, "face_model": ONNX.value})
+    assert onnx.match_margin == 0.10
+    assert VisionSettings.from_gate(onnx).margin == 0.10 and VisionSettings.from_gate(onnx).threshold == 1.00
+    assert Gate.model_validate({**base, "margin": 0.0}).match_margin == 0.0  # the rule switched off
+    with pytest.raises(ValidationError, match="margin"):
+        Gate.model_validate({**base, "margin": -0.1})
+
+
 def test_a_gate_whose_model_files_are_missing_does_not_start(tmp_path: Path) -> None:
     gate = Gate.model_validate(
         {"id": "north", "name": "North", "location": "g1", "gateway": "gw-b", "face_model": ONNX.value}

@@ -11,8 +11,10 @@ import numpy.typing as npt
 import pytest
 
 from edge.gate.counting import Crossing, LineCounter
+from edge.gate.gallery import GalleryIndex
 from edge.gate.liveness import frame_around_face
 from edge.gate.motion import MotionDetector, small_grey
+from edge.gate.pipeline import GateOutcome
 from edge.gate.tracking import FaceTracker
 from firmware_sim.faces import FACES_DIR
 from vision.faces import FaceBox, FaceEngine, load_rgb
@@ -387,24 +389,37 @@ def face(height: int, score: float) -> FaceBox:
 
 
 def run_pipeline(
-    boxes: dict[int, FaceBox], distances: dict[int, float], frames: int = 16, grey: int = 140
+    boxes: dict[int, FaceBox],
+    distances: dict[int, float],
+    frames: int = 16,
+    grey: int = 140,
+    *,
+    sharp: bool = True,
+    index: GalleryIndex | None = None,
+    outcomes: list[GateOutcome] | None = None,
 ) -> tuple[list[tuple[int, str, str | None]], ScriptedEngine]:
     """The pipeline (threshold 0.40, min_face_px 120 (not the default 108, for round numbers): decisions from
-    100 px) on plain frames (grey level ``grey``:
-    under 80 is a dark face) with a rectangle moving along the bottom (motion, far from the face); (frame, what,
-    person) of each outcome."""
-    from edge.gate.gallery import GalleryIndex
+    100 px) on plain frames (grey level ``grey``: under 80 is a dark face) with a rectangle moving along the bottom
+    (motion, far from the face) and a fine texture where the face is (``sharp``; without it the face's region is
+    flat: a blurred look); (frame, what, person) of each outcome (and the outcomes themselves in ``outcomes``)."""
     from edge.gate.pipeline import GatePipeline, VisionSettings
 
     engine = ScriptedEngine(boxes, distances)
-    index = GalleryIndex(["r-a"], ["A"], RESIDENT)
-    pipe = GatePipeline(settings=VisionSettings(min_face_px=120), engine=engine, gallery=lambda: index)
+    index = index if index is not None else GalleryIndex(["r-a"], ["A"], RESIDENT)
+    gallery = index
+    pipe = GatePipeline(settings=VisionSettings(min_face_px=120), engine=engine, gallery=lambda: gallery)
+    texture = np.random.default_rng(7).integers(-25, 26, size=(140, 140, 1))
     out: list[tuple[int, str, str | None]] = []
     for k in range(frames):
         engine.frame = k
         f = np.full((H, W, 3), grey, dtype=np.uint8)
+        if sharp:
+            f[90:230, 290:430] = (grey + texture).clip(0, 255).astype(np.uint8)
         f[400:460, 20 + 12 * k : 80 + 12 * k] = 30 if grey > 100 else 200
-        out += [(k, o.what, o.person) for o in pipe.process(f, k * 0.04)]
+        found = pipe.process(f, k * 0.04)
+        if outcomes is not None:
+            outcomes.extend(found)
+        out += [(k, o.what, o.person) for o in found]
     return out, engine
 
 
@@ -455,6 +470,55 @@ def test_a_face_already_big_enough_is_still_big_enough_when_its_box_drops_one_de
     out, engine = run_pipeline(boxes, {10: 0.2, 11: 0.2})
     assert engine.embedded == [10, 11]
     assert out == [(11, "entry", "r-a")]
+
+
+# --------------------------------------------------------------------------- open set: fusion, margin, quality
+
+
+def test_looks_on_both_sides_of_the_threshold_are_fused_and_the_face_is_not_let_in_on_its_best_one() -> None:
+    # 0.45 on the approach (just outside), 0.39 at the decision size (just inside): their mean is outside
+    # (looked at for a while, in case a closer look settles it: the face does not come closer)
+    out, engine = run_pipeline(approaching(1, 1.5, frames=100), {1: 0.45, 10: 0.39}, frames=100)
+    assert engine.embedded == [1, 10]
+    assert [what for _, what, _ in out] == ["unknown"]
+
+
+def test_two_looks_that_agree_are_fused_into_a_grant() -> None:
+    out, engine = run_pipeline(approaching(1, 1.5), {1: 0.37, 10: 0.30})
+    assert engine.embedded == [1, 10]
+    assert out == [(10, "entry", "r-a")]
+
+
+def between_two_residents(d_a: float, d_b: float) -> GalleryIndex:
+    """Residents A (at distance ``d_a`` from the scripted looks) and B (``d_b``, on the far side of the look)."""
+    theta = 2 * np.arcsin(d_a / 2)  # the look's angle from A, in the plane of the first two axes
+    theta_b = theta + 2 * np.arcsin(d_b / 2)
+    b = np.zeros(128, dtype=np.float32)
+    b[0], b[1] = np.cos(theta_b), np.sin(theta_b)
+    return GalleryIndex(["r-a", "r-b"], ["A", "B"], np.stack([RESIDENT[0], b]))
+
+
+def test_a_face_between_two_residents_within_the_margin_is_neither() -> None:
+    # A at 0.30, B at 0.32: both within the threshold (0.40), 0.02 apart, under the margin (0.04)
+    outcomes: list[GateOutcome] = []
+    out, _ = run_pipeline(approaching(1, 1.5, frames=100), {1: 0.30, 10: 0.30}, frames=100,
+                          index=between_two_residents(0.30, 0.32), outcomes=outcomes)  # fmt: skip
+    assert [what for _, what, _ in out] == ["unknown"]
+    assert "under the margin 0.04" in outcomes[0].reason and outcomes[0].granted is False
+
+
+def test_the_best_resident_clearly_nearer_than_the_second_is_let_in() -> None:
+    out, _ = run_pipeline(approaching(1, 1.5), {1: 0.30}, index=between_two_residents(0.30, 0.36))
+    assert out == [(10, "entry", "r-a")]
+
+
+def test_a_blurred_face_is_never_embedded_and_never_let_in() -> None:
+    outcomes: list[GateOutcome] = []
+    distances = dict.fromkeys(range(200), 0.1)  # it would match, if it were looked at
+    out, engine = run_pipeline(approaching(1, 1.5, frames=200), distances, frames=100, sharp=False, outcomes=outcomes)
+    assert engine.embedded == []
+    assert [what for _, what, _ in out] == ["unknown"]
+    assert outcomes[0].reason.startswith("no clear look at the face (blurred")
 
 
 # --------------------------------------------------------------------------- dark faces (night)
