@@ -31,12 +31,16 @@ import numpy as np
 
 from firmware_sim.faces import identities
 from firmware_sim.facesets import FACESETS_DIR, SetPhoto, pair_kind, photos
-from vision.faces import FaceEngine, load_rgb
+from sc.config.schema import MATCH_MARGIN, MATCH_THRESHOLD
+from sc.contracts.commands import EmbeddingModel
+from vision.faces import FaceEngine, load_rgb, normalise
 from vision.onnx import OnnxFaceEngine
 from vision.openset import GATE_SIZES, far_at, stranger_accept, threshold_for
 
 #: Where each engine's decision line is drawn: dlib's is the gate's default; the ONNX one a cosine of 0.5.
 THRESHOLDS = {"dlib": 0.40, "onnx": float(np.sqrt(2 - 2 * 0.5))}
+
+MODEL_OF = {"dlib": EmbeddingModel.DLIB_RESNET_V1, "onnx": EmbeddingModel.FACEPLUGIN_FR_FEATURE}
 
 #: The chance of a stranger being let in, per visit, that the open-set thresholds are printed for.
 TARGET = 0.001
@@ -181,6 +185,51 @@ def print_sets(
         results[name] = (all_genuine, all_impostor)
         print(f"       all photos, {len(all_genuine)} genuine and {len(all_impostor)} impostor pairs:")
         print_open_set(all_genuine, all_impostor, thr)
+        print_gallery(name, faces_, embs[name], packaged[name], thr)
+
+
+def print_gallery(
+    name: str,
+    faces_: list[tuple[SetPhoto, int]],
+    embs: list[np.ndarray],
+    packaged: dict[tuple[str, str], np.ndarray],
+    thr: float,
+) -> None:
+    """Every person of the photos enrolled at one gate (a ``folders`` person and a packaged person by the mean of
+    their photos, a group photo's face by itself); each face then comes to the gate as a stranger, with every
+    resident it could be (itself, and the faces of its set's other group photos) taken out of the gallery: how
+    many are let in by the threshold alone, and by the threshold and the margin (the gate's open-set rule)."""
+    margin = MATCH_MARGIN[MODEL_OF[name]] * thr / MATCH_THRESHOLD[MODEL_OF[name]]
+    residents: list[tuple[str, tuple[SetPhoto, int] | None, np.ndarray]] = []
+    folders: dict[tuple[str, str], list[np.ndarray]] = {}
+    for (photo, i), e in zip(faces_, embs, strict=True):
+        if photo.kind == "folders" and photo.person is not None:
+            folders.setdefault((photo.set_id, photo.person), []).append(e)
+        else:
+            residents.append((f"{photo.set_id}:{photo.path.name}#{i}", (photo, i), e))
+    for (set_id, person), es in folders.items():
+        residents.append((f"{set_id}:{person}", None, normalise(np.mean(np.stack(es), axis=0).astype(np.float32))))
+    by_person: dict[str, list[np.ndarray]] = {}
+    for (who, _), e in packaged.items():
+        by_person.setdefault(who, []).append(e)
+    for who, es in by_person.items():
+        residents.append((f"packaged:{who}", None, normalise(np.mean(np.stack(es), axis=0).astype(np.float32))))
+    let_in = let_in_margin = probes = 0
+    for (photo, i), e in zip(faces_, embs, strict=True):
+        me = f"{photo.set_id}:{photo.person}" if photo.kind == "folders" else None
+        others = [
+            r for key, face, r in residents
+            if key != me and (face is None or pair_kind((photo, i), face) == "impostor")
+        ]  # fmt: skip
+        d = np.sort(np.linalg.norm(np.stack(others) - e, axis=1))
+        probes += 1
+        let_in += int(d[0] <= thr)
+        let_in_margin += int(d[0] <= thr and d[1] - d[0] >= margin)
+    print(
+        f"       one gate, {len(residents)} residents (every person of the photos), each face a stranger against "
+        f"the others: let in by the threshold {let_in}/{probes}, by the threshold and the margin {margin:.3f} "
+        f"{let_in_margin}/{probes}"
+    )
 
 
 def print_open_set(genuine: list[float], impostor: list[float], thr: float) -> None:

@@ -20,6 +20,7 @@ from firmware_sim.gatescene import DOOR_INSIDE, DOOR_LINE, build_scene
 from sc.contracts.messages import EntryMethod
 from sc.passes import PassClaims, generate_key, load_private_key, load_public_key, sign_pass
 from vision.faces import FaceEngine
+from vision.onnx import OnnxFaceEngine
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,54 @@ def test_empty_doorway_costs_almost_nothing(engine: FaceEngine, gallery: Gallery
     assert out == []
     assert p.stats.embeddings == 0
     assert p.stats.still >= 0.9 * p.stats.frames
+
+
+# --------------------------------------------------------------------------- the ONNX engine at night
+
+
+@pytest.fixture(scope="module")
+def onnx_engine() -> OnnxFaceEngine:
+    return OnnxFaceEngine()
+
+
+@pytest.fixture(scope="module")
+def onnx_gallery(onnx_engine: OnnxFaceEngine) -> GalleryIndex:
+    # obama from two photos (as bench/gate_accuracy.py enrols him): the photo held up matches him
+    obama, _ = enrolment_embedding(onnx_engine, [FACES_DIR / "obama2.jpg", FACES_DIR / "obama3.jpg"])
+    biden, _ = enrolment_embedding(onnx_engine, [FACES_DIR / "biden.jpg"])
+    return GalleryIndex(["r-obama", "r-biden"], ["Obama", "Biden"], np.stack([obama, biden]))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_photo_held_up_at_night_is_refused_by_the_onnx_engines_gate(
+    onnx_engine: OnnxFaceEngine, onnx_gallery: GalleryIndex, seed: int
+) -> None:
+    # the attacker stands still: the photo's border must not become "scene", and his face, lost and found again,
+    # must not start afresh (both let this photo in before)
+    scene = build_scene("photo_attack", lighting="night", seed=seed)
+    pipeline = GatePipeline(
+        settings=VisionSettings(door_line=DOOR_LINE, door_inside=DOOR_INSIDE, threshold=1.0, margin=0.1),
+        engine=onnx_engine,
+        gallery=lambda: onnx_gallery,
+    )
+    out: list[GateOutcome] = []
+    for frame, truth in scene.frames():
+        out.extend(pipeline.process(frame, 1e9 + truth.t))
+    assert [o for o in out if o.what == "entry"] == []
+    refused = [o for o in out if o.what == "refused"]
+    assert refused and all(o.reason.startswith("liveness:") for o in refused)
+
+
+def test_a_resident_at_night_is_let_in_by_the_onnx_engines_gate(
+    onnx_engine: OnnxFaceEngine, onnx_gallery: GalleryIndex
+) -> None:
+    scene = build_scene("resident_approach", lighting="night")
+    pipeline = GatePipeline(
+        settings=VisionSettings(door_line=DOOR_LINE, door_inside=DOOR_INSIDE, threshold=1.0, margin=0.1),
+        engine=onnx_engine,
+        gallery=lambda: onnx_gallery,
+    )
+    out: list[GateOutcome] = []
+    for frame, truth in scene.frames():
+        out.extend(pipeline.process(frame, 1e9 + truth.t))
+    assert summary(out) == [("entry", "r-obama")]
