@@ -26,12 +26,31 @@ from statistics import NormalDist, fmean, stdev
 
 import numpy as np
 
+from sc.contracts.commands import EmbeddingModel
+
 from .faces import Embedding, normalise
 
-__all__ = ["GATE_SIZES", "FarEstimate", "far_at", "gaps", "stranger_accept", "threshold_for"]
+__all__ = [
+    "GATE_SIZES",
+    "IMPOSTOR_FIT",
+    "FarEstimate",
+    "far_at",
+    "gaps",
+    "stranger_accept",
+    "stranger_risk",
+    "threshold_for",
+]
 
 #: The gallery sizes the reports speak of: a stairwell, a community, a street's worth of communities.
 GATE_SIZES = (100, 1_000, 10_000)
+
+#: Each model's impostor distances as measured by bench/face_models.py (mean, standard deviation) on the 110
+#: real faces of the registry packages, 4,144 impostor pairs (docs/face-models.md, 2026-12-04): what a gate
+#: knows of its model's tail when it has no photos of its own residents to measure.
+IMPOSTOR_FIT: dict[EmbeddingModel, tuple[float, float]] = {
+    EmbeddingModel.DLIB_RESNET_V1: (0.616, 0.066),
+    EmbeddingModel.FACEPLUGIN_FR_FEATURE: (1.402, 0.071),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,13 @@ def stranger_accept(far: float, residents: int) -> float:
     if not 0.0 <= far <= 1.0:
         raise ValueError(f"a rate is 0..1 (got {far})")
     return -math.expm1(residents * math.log1p(-far)) if far < 1.0 else 1.0
+
+
+def stranger_risk(model: EmbeddingModel, threshold: float, residents: int) -> float:
+    """A stranger's chance of being let in at a gate of ``residents`` of ``model`` at ``threshold``, by the
+    model's measured impostor fit (:data:`IMPOSTOR_FIT`)."""
+    mean, sd = IMPOSTOR_FIT[model]
+    return stranger_accept(NormalDist(mean, sd).cdf(threshold), residents) if residents > 0 else 0.0
 
 
 def threshold_for(impostor: Sequence[float], residents: int, target: float) -> float:

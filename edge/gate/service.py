@@ -26,6 +26,7 @@ from sc.contracts.commands import GalleryDeleteArgs, GalleryDeleteResult, Galler
 from sc.contracts.messages import EntryMethod, EventKind, EventState, GatePayload
 from vision.engines import check_installed
 from vision.models import DEFAULT_DIR as DEFAULT_MODELS_DIR
+from vision.openset import stranger_risk
 
 from ..sensors.detect import Transition
 from .door import DoorController, DoorEvent
@@ -37,6 +38,9 @@ from .worker import VisionSpec, vision_main
 __all__ = ["DoorActuator", "GateService"]
 
 log = logging.getLogger(__name__)
+
+#: A stranger's chance per visit (by the model's impostor fit) past which the gate warns, once per level.
+OPEN_SET_WARN = (0.01, 0.1, 0.5)
 
 
 class DoorActuator(Protocol):
@@ -71,6 +75,8 @@ class GateService:
         self.ledger_path = var_dir / gate.id / "passes.db"
         check_installed(gate.face_model, models_dir)  # a missing or changed model file: a clear start-up error
         self.gallery = Gallery(self.gallery_path, model=gate.face_model)
+        self._risk_level = 0  # how many of OPEN_SET_WARN the stranger risk has passed (logged once each)
+        self._check_open_set()
         self.ledger = PassLedger(self.ledger_path)
         self.counters: dict[str, int] = {"entries": 0, "refusals": 0, "alarms": 0, "crossings": 0, "restarts": 0}
         self.stats: dict[str, Any] = {}
@@ -261,7 +267,29 @@ class GateService:
         log.info(
             "gate=%s gallery put resident=%s version=%d applied=%s", self.gate.id, args.resident, args.version, applied
         )
+        self._check_open_set()
         return GalleryPutResult(applied=applied, residents=len(self.gallery))
+
+    def open_set(self) -> dict[str, Any]:
+        """The gallery's size and what it means for a stranger at this gate's threshold (vision.openset)."""
+        n = len(self.gallery)
+        risk = stranger_risk(self.gate.face_model, self.gate.match_threshold, n)
+        return {"residents": n, "threshold": self.gate.match_threshold, "stranger_risk": float(f"{risk:.3g}")}
+
+    def _check_open_set(self) -> None:
+        """Warn, once per level of OPEN_SET_WARN passed, when the gallery has grown past what the model holds at
+        this threshold: every resident is one more chance for a stranger to match someone."""
+        o = self.open_set()
+        level = sum(o["stranger_risk"] >= w for w in OPEN_SET_WARN)
+        if level > self._risk_level:
+            log.warning(
+                "gate=%s: %d residents at threshold %.2f (%s): by the model's measured impostor distances a "
+                "stranger is let in about %.1f%% of visits; `sc gate report photos/ --residents %d` proposes a "
+                "threshold, and faceplugin-fr-feature holds far more residents (docs/face-models.md)",
+                self.gate.id, o["residents"], o["threshold"], self.gate.face_model.value,
+                100 * o["stranger_risk"], o["residents"],
+            )  # fmt: skip
+        self._risk_level = level
 
     def gallery_delete(self, args: GalleryDeleteArgs) -> GalleryDeleteResult:
         existed = self.gallery.delete(args.resident, version=args.version)
@@ -287,6 +315,7 @@ class GateService:
             "camera_online": self.camera_online,
             "vision_dead": self.dead,
             "residents": len(self.gallery),
+            "open_set": self.open_set(),
             "counters": dict(self.counters),
             "vision": self.stats,
         }

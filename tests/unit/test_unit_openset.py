@@ -77,3 +77,15 @@ def test_gaps_are_each_photos_lead_over_the_nearest_other_person() -> None:
         float(np.linalg.norm(a2 - b) - np.linalg.norm(a2 - a1)),
     ]
     assert out == pytest.approx(expect)
+
+
+def test_a_models_stranger_risk_grows_with_the_gallery_and_falls_with_the_threshold() -> None:
+    from sc.contracts.commands import EmbeddingModel
+    from vision.openset import IMPOSTOR_FIT, stranger_risk
+
+    dlib, onnx = EmbeddingModel.DLIB_RESNET_V1, EmbeddingModel.FACEPLUGIN_FR_FEATURE
+    assert set(IMPOSTOR_FIT) == set(EmbeddingModel)
+    assert stranger_risk(dlib, 0.40, 0) == 0.0
+    assert stranger_risk(dlib, 0.40, 10) < stranger_risk(dlib, 0.40, 100) < stranger_risk(dlib, 0.40, 1000)
+    assert stranger_risk(dlib, 0.30, 1000) < 0.01 < stranger_risk(dlib, 0.40, 1000)
+    assert stranger_risk(onnx, 1.00, 1000) < 1e-4  # the model whose impostors sit far from its threshold
