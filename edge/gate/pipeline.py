@@ -25,7 +25,7 @@ replay`` and the benchmarks. Per frame, cheapest first:
    embeddings averaged) and one matrix-vector product finds the nearest
    resident and the runner-up (:mod:`.gallery`).
 5. **Decision** once the face is big enough, after ``liveness_frames``
-   frames of evidence and the liveness checks (:mod:`.liveness`, run on the
+   frames of evidence and the liveness checks (:mod:`vision.liveness`, run on the
    approach frames too): grant (entry) when the fused look is within the
    threshold *and* the margin nearer the best resident than the second best
    (open set: a stranger between two residents is neither), refuse, or a
@@ -52,11 +52,11 @@ from sc.config.schema import Gate
 from sc.contracts.messages import EntryMethod, EventKind
 from vision.engines import Engine
 from vision.faces import DARK_LUMA, HOG_MIN_FACE_PX, FaceBox, Image, normalise
+from vision.liveness import frame_around_face
 from vision.quality import look_quality
 
 from .counting import LineCounter
 from .gallery import GalleryIndex, Match
-from .liveness import frame_around_face
 from .motion import MotionDetector
 from .passcheck import PassChecker
 from .tracking import FaceTrack, FaceTracker

@@ -12,12 +12,12 @@ import pytest
 
 from edge.gate.counting import Crossing, LineCounter
 from edge.gate.gallery import GalleryIndex
-from edge.gate.liveness import frame_around_face
 from edge.gate.motion import MotionDetector, small_grey
 from edge.gate.pipeline import GateOutcome
 from edge.gate.tracking import FaceTracker
 from firmware_sim.faces import FACES_DIR
 from vision.faces import FaceBox, FaceEngine, load_rgb
+from vision.liveness import frame_around_face
 
 Frame = npt.NDArray[np.uint8]
 W, H = 640, 480
