@@ -523,16 +523,32 @@ def gate_replay(
     threshold: Annotated[float | None, typer.Option(help="match threshold (overrides the config)")] = None,
     pass_key: Annotated[Path | None, typer.Option(help="visitor pass public key (PEM) to check QR codes")] = None,
     site: Annotated[str, typer.Option(help="site id the passes are for (with --pass-key)")] = "",
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="crossings counted by hand (JSON, edge/gate/crosstruth.py): compare, and its line"),
+    ] = None,
 ) -> None:
-    """Run a video through the gate's own pipeline; print every decision and crossing as a JSON line."""
+    """Run a video through the gate's own pipeline; print every decision and crossing as a JSON line.
+
+    With --truth, the crossings the counter found are compared with those counted by hand (on the truth
+    file's door line unless --door-line or the gate's config gives one): a last line says how many were
+    matched, missed and invented, and which."""
     import tempfile
 
+    from edge.gate.crosstruth import TruthError, compare_crossings, load_truth
     from edge.gate.gallery import Gallery
     from edge.gate.ledger import PassLedger
     from edge.gate.passcheck import PassChecker
     from edge.gate.pipeline import GatePipeline, VisionSettings
     from edge.gate.tools import dumps, replay_video, video_frames
 
+    counted = None
+    if truth is not None:
+        try:
+            counted = load_truth(truth)
+        except TruthError as exc:
+            typer.echo(f"--truth: {exc}", err=True)
+            raise typer.Exit(2) from exc
     gate_cfg, path = _gate_and_gallery(config, gate, gallery)
     model = gate_cfg.face_model if gate_cfg is not None else DEFAULT_EMBEDDING_MODEL
     overrides: dict[str, object] = {}
@@ -546,6 +562,9 @@ def gate_replay(
             raise typer.Exit(2) from exc
         overrides["door_line"] = ((x1, y1), (x2, y2))
         overrides["door_inside"] = inside
+    elif counted is not None and (gate_cfg is None or gate_cfg.door_line is None):
+        overrides["door_line"] = (counted.line.a, counted.line.b)
+        overrides["door_inside"] = counted.line.inside
     settings = (
         VisionSettings.from_gate(gate_cfg, **overrides) if gate_cfg is not None else VisionSettings(**overrides)  # type: ignore[arg-type]
     )
@@ -566,7 +585,7 @@ def gate_replay(
 
     start = _time.time()
     try:
-        replay_video(pipeline, video_frames(video), start=start, emit=lambda d: typer.echo(dumps(d)))
+        outcomes = replay_video(pipeline, video_frames(video), start=start, emit=lambda d: typer.echo(dumps(d)))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -576,6 +595,8 @@ def gate_replay(
             {"summary": {"frames": st.frames, "still": st.still, "embeddings": st.embeddings, "residents": len(index)}}
         ),
     )
+    if counted is not None:
+        typer.echo(dumps({"truth": compare_crossings(outcomes, counted, start=start).to_json()}))
 
 
 @gate_app.command("report")

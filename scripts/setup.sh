@@ -55,4 +55,7 @@ fi
 # the benches' only, so a registry that cannot be reached is a warning, not a failed setup
 .venv/bin/python -m firmware_sim.facesets fetch >/dev/null \
   || echo "setup: warning: face sets not fetched (bench/face_models.py needs them; tests do not)" >&2
+# Real footage of people walking for bench/gate_counting.py (Debian's opencv-doc: vtest.avi; .cache/footage)
+.venv/bin/python -m firmware_sim.footage fetch >/dev/null \
+  || echo "setup: warning: footage not fetched (bench/gate_counting.py needs it; tests do not)" >&2
 echo "setup: ready (.venv/bin/sc --help)"

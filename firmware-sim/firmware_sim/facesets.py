@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["FACESETS", "FACESETS_DIR", "FaceSet", "SetPhoto", "fetch_facesets", "pair_kind", "photos"]
+__all__ = ["FACESETS", "FACESETS_DIR", "FaceSet", "SetPhoto", "download", "fetch_facesets", "pair_kind", "photos"]
 
 FACESETS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "facesets"
 
@@ -129,14 +129,15 @@ def _members(fs: FaceSet, archive: bytes) -> dict[str, bytes]:
     return out
 
 
-def _download(url: str) -> bytes:
+def download(url: str) -> bytes:
+    """The body at ``url`` (a registry's archive), in memory."""
     with urllib.request.urlopen(url, timeout=300) as r:
         data: bytes = r.read()
     return data
 
 
 def fetch_facesets(
-    root: Path = FACESETS_DIR, *, sets: tuple[FaceSet, ...] = FACESETS, download: Callable[[str], bytes] = _download
+    root: Path = FACESETS_DIR, *, sets: tuple[FaceSet, ...] = FACESETS, download: Callable[[str], bytes] = download
 ) -> list[Path]:
     """Fetch every set not yet complete in ``root``; :class:`ValueError` if an archive is not the pinned one."""
     done = []

