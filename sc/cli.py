@@ -565,6 +565,7 @@ def gate_replay(
     elif counted is not None and (gate_cfg is None or gate_cfg.door_line is None):
         overrides["door_line"] = (counted.line.a, counted.line.b)
         overrides["door_inside"] = counted.line.inside
+        overrides["person_height"] = counted.line.person_height
     settings = (
         VisionSettings.from_gate(gate_cfg, **overrides) if gate_cfg is not None else VisionSettings(**overrides)  # type: ignore[arg-type]
     )

@@ -54,6 +54,14 @@ class _Blob:
     pending: Crossing | None = None  # crossed, not yet confirmed
 
 
+#: With ``person_height`` given: a person on the door line is this many pixels tall in the working copy.
+PERSON_PX = 40
+#: ... as wide as this share of their height,
+PERSON_ASPECT = 0.4
+#: ... and a blob of at least this share of a person's box is a person (legs apart, partly hidden, a child).
+MIN_BLOB_SHARE = 0.25
+
+
 class LineCounter:
     def __init__(
         self,
@@ -67,12 +75,19 @@ class LineCounter:
         confirm_s: float = 0.4,
         history: int = 300,
         edge_frac: float = 0.03,
+        person_height: float | None = None,
     ) -> None:
+        """``person_height``: how tall a person standing on the door line is, a share of the frame height (the
+        camera's geometry, from the gate's config). Given, it sets the scale the counter works at instead of
+        ``width``, ``min_area_frac`` and ``person_width_frac`` (tuned for a door camera, people large and close):
+        the frame is worked on at a size where such a person is PERSON_PX tall, a blob counts from
+        MIN_BLOB_SHARE of a person's box, and a person is PERSON_ASPECT as wide as tall."""
         self.line = line
         self.inside_sign = -1.0 if inside == "left" else 1.0
         self.width = width
         self.min_area_frac = min_area_frac
         self.person_width_frac = person_width_frac  # a person's width at the door line, share of the frame
+        self.person_height = person_height
         self.confirm_s = confirm_s  # a crossing counts once the blob stays across for this long
         self.edge_frac = edge_frac  # a box this close (share of the frame height) to a frame edge touches it
         self.band_frac = band_frac  # feet must be this far (share of the frame height) past the line to count
@@ -105,8 +120,19 @@ class LineCounter:
         u = ((p[0] - ax) * dx + (p[1] - ay) * dy) / (dx * dx + dy * dy)
         return -0.05 <= u <= 1.05
 
+    def _scale_to(self, w: int, h: int) -> None:
+        """The working size and blob sizes for a person ``person_height`` of the frame tall (first frame)."""
+        assert self.person_height is not None
+        ph = self.person_height
+        self.width = int(np.clip(round(PERSON_PX / ph * w / h), 160, w))
+        self.min_area_frac = MIN_BLOB_SHARE * PERSON_ASPECT * ph * ph * h / w
+        self.person_width_frac = PERSON_ASPECT * ph * h / w
+        self.person_height = None  # done
+
     def foreground(self, bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         h, w = bgr.shape[:2]
+        if self.person_height is not None:
+            self._scale_to(w, h)
         small = cv2.resize(bgr, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
         self.size = (small.shape[1], small.shape[0])
         mask = self._mog.apply(small)

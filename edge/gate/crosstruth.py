@@ -52,6 +52,7 @@ class CrossingTruth(BaseModel):
     line: DoorLine
     tolerance_s: float = Field(default=1.0, gt=0.0, le=10.0, description="a found crossing this near matches")
     rule: str = ""
+    notes: str = Field(default="", description="who counted, how sure, what was left out and why")
     crossings: list[TruthCrossing]
 
 

@@ -124,6 +124,7 @@ class VisionSettings:
     grant_window_s: float = 15.0  # a grant allows one passage within this long
     door_line: tuple[tuple[float, float], tuple[float, float]] | None = None
     door_inside: Literal["left", "right"] = "right"
+    person_height: float | None = None  # a person's height at the door line, share of the frame (the counter's scale)
     check_liveness: bool = True
     check_quality: bool = True  # count only sharp, frontal looks (vision.quality)
     low_light: bool = True  # dark regions are denoised for the detector (not for the embedding)
@@ -132,9 +133,11 @@ class VisionSettings:
     def from_gate(cls, gate: Gate, **overrides: Any) -> VisionSettings:
         line = None
         inside: Literal["left", "right"] = "right"
+        person_height = None
         if gate.door_line is not None:
             line = (gate.door_line.a, gate.door_line.b)
             inside = gate.door_line.inside
+            person_height = gate.door_line.person_height
         values: dict[str, Any] = {
             "threshold": gate.match_threshold,
             "margin": gate.match_margin,
@@ -143,6 +146,7 @@ class VisionSettings:
             "stranger_after_s": gate.stranger_after_s,
             "door_line": line,
             "door_inside": inside,
+            "person_height": person_height,
         }
         values.update(overrides)
         return cls(**values)
@@ -217,7 +221,11 @@ class GatePipeline:
         self._to_dt = clock_to_datetime or (lambda t: datetime.fromtimestamp(t, UTC))
         self.motion = MotionDetector()
         self.tracker = FaceTracker()
-        self.counter = LineCounter(settings.door_line, settings.door_inside) if settings.door_line is not None else None
+        self.counter = (
+            LineCounter(settings.door_line, settings.door_inside, person_height=settings.person_height)
+            if settings.door_line is not None
+            else None
+        )
         self.stats = PipelineStats()
         # the detector's boxes come in steps of about 1.2x: a face within one step of min_face_px is decided on
         self._decide_px = settings.min_face_px / HOG_STEP

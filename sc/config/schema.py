@@ -356,6 +356,16 @@ class DoorLine(_Config):
     inside: Literal["left", "right"] = Field(
         default="left", description="which side of a->b is inside the community (left = counter-clockwise)"
     )
+    person_height: float | None = Field(
+        default=None,
+        gt=0.02,
+        le=1.0,
+        title="A person's height at the line",
+        description=(
+            "how tall a person standing on the door line looks, a share of the frame height (feet to head): the "
+            "people counter's scale; none: a door camera's, people large and close (a high or far camera: set it)"
+        ),
+    )
 
     @field_validator("a", "b")
     @classmethod

@@ -148,12 +148,14 @@ def walk(
     line: tuple[tuple[float, float], tuple[float, float]] = LINE,
     persons: float = 0.7,
     height: int = 200,
+    width: float | None = None,
+    person_height: float | None = None,
 ) -> list[Crossing]:
     """A dark rectangle ``persons`` people wide, its feet (bottom centre) at each point of ``path``, at 25 fps,
     after 40 frames of empty doorway for the background model; then 30 empty frames again."""
-    width = persons * PERSON_FRAC * W
+    width = width if width is not None else persons * PERSON_FRAC * W
     rng = np.random.default_rng(7)
-    lc = LineCounter(line, inside)  # type: ignore[arg-type]
+    lc = LineCounter(line, inside, person_height=person_height)  # type: ignore[arg-type]
     out: list[Crossing] = []
 
     def frames() -> Iterator[Frame]:
@@ -194,6 +196,30 @@ def test_walking_up_across_the_line_is_one_crossing_out() -> None:
 def test_the_inside_side_decides_the_direction() -> None:
     assert [c.direction for c in walk(DOWN, inside="left")] == ["out"]
     assert [c.direction for c in walk(DOWN[::-1], inside="left", height=120)] == ["in"]
+
+
+def test_a_small_person_far_from_a_high_camera_is_counted_at_the_scale_the_config_gives() -> None:
+    # 48 px tall, 18 wide in a 640 x 480 frame (a person seen from high up, 1/10 of the frame): under the door
+    # camera's smallest blob, so not counted at its default scale; counted with person_height 1/10
+    small = dict(height=48, width=18.0)
+    assert walk(DOWN, **small) == []  # type: ignore[arg-type]
+    (c,) = walk(DOWN, **small, person_height=48 / 480)  # type: ignore[arg-type]
+    assert (c.direction, c.people) == ("in", 1)
+
+
+def test_two_small_people_side_by_side_are_two_at_the_scale_the_config_gives() -> None:
+    (c,) = walk(DOWN, height=48, width=2 * 18.0 + 4, person_height=48 / 480)
+    assert (c.direction, c.people) == ("in", 2)
+
+
+def test_person_height_sets_the_working_scale_once_the_frame_size_is_known() -> None:
+    lc = LineCounter(LINE, "right", person_height=0.125)
+    assert lc.width == 320  # not yet: the default until the first frame
+    lc.update(np.full((480, 640, 3), 140, dtype=np.uint8), 0.0)
+    # a person 1/8 of the frame tall is 40 px tall in the working copy: 320 px high, 427 wide
+    assert lc.width == 427 and lc.size == (427, 320)
+    assert lc.person_width_frac == pytest.approx(0.4 * 0.125 * 480 / 640)
+    assert lc.min_area_frac == pytest.approx(0.25 * 0.4 * 0.125**2 * 480 / 640)
 
 
 def test_walking_along_the_line_is_no_crossing() -> None:
@@ -568,3 +594,21 @@ def test_only_a_dark_region_is_denoised_for_the_detector() -> None:
     assert grey is not None and grey.shape == (60, 80) and grey.dtype == np.uint8
     assert float(grey.std()) < float(dark[..., 0].std())  # smoothed
     assert low_light_grey(np.full((60, 80, 3), 140, dtype=np.uint8)) is None
+
+
+def test_a_gates_door_line_gives_the_counter_its_scale() -> None:
+    from pydantic import ValidationError
+
+    from edge.gate.pipeline import GatePipeline, VisionSettings
+    from sc.config.schema import Gate
+
+    base = {"id": "s1", "name": "Stairwell 1", "location": "b1", "gateway": "gw-b"}
+    line = {"a": [0.0, 0.6], "b": [1.0, 0.6], "inside": "right", "person_height": 0.2}
+    gate = Gate.model_validate({**base, "door_line": line})
+    settings = VisionSettings.from_gate(gate)
+    assert settings.person_height == 0.2 and settings.door_line == ((0.0, 0.6), (1.0, 0.6))
+    pipe = GatePipeline(settings=settings, engine=ScriptedEngine({}, {}), gallery=GalleryIndex.empty)
+    assert pipe.counter is not None and pipe.counter.person_height == 0.2
+    assert VisionSettings.from_gate(Gate.model_validate(base)).person_height is None
+    with pytest.raises(ValidationError, match="person_height"):
+        Gate.model_validate({**base, "door_line": {**line, "person_height": 0.0}})
