@@ -19,7 +19,7 @@ import pwd
 import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -555,12 +555,7 @@ def gate_replay(
     if threshold is not None:
         overrides["threshold"] = threshold
     if door_line is not None:
-        try:
-            x1, y1, x2, y2 = (float(v) for v in door_line.split(","))
-        except ValueError as exc:
-            typer.echo(f"--door-line wants x1,y1,x2,y2 (got {door_line!r})", err=True)
-            raise typer.Exit(2) from exc
-        overrides["door_line"] = ((x1, y1), (x2, y2))
+        overrides["door_line"] = _door_line_arg(door_line)
         overrides["door_inside"] = inside
     elif counted is not None and (gate_cfg is None or gate_cfg.door_line is None):
         overrides["door_line"] = (counted.line.a, counted.line.b)
@@ -598,6 +593,90 @@ def gate_replay(
     )
     if counted is not None:
         typer.echo(dumps({"truth": compare_crossings(outcomes, counted, start=start).to_json()}))
+
+
+def _door_line_arg(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        typer.echo(f"--door-line wants x1,y1,x2,y2 (got {text!r})", err=True)
+        raise typer.Exit(2) from exc
+    if not all(0.0 <= v <= 1.0 for v in (x1, y1, x2, y2)):
+        typer.echo(f"--door-line: points are fractions of the frame, 0..1 (got {text!r})", err=True)
+        raise typer.Exit(2)
+    return (x1, y1), (x2, y2)
+
+
+@gate_app.command("calibrate")
+def gate_calibrate(
+    footage: Annotated[Path, typer.Argument(help="a few minutes of the camera's footage, people walking through")],
+    door_line: Annotated[str, typer.Option(help="x1,y1,x2,y2 as fractions of the frame")],
+    inside: Annotated[str, typer.Option(help="which side of the door line is inside: left or right")] = "right",
+    preview: Annotated[Path | None, typer.Option(help="write the line and the people measured to this PNG")] = None,
+    truth: Annotated[Path | None, typer.Option(help="crossings counted by hand (JSON): compare")] = None,
+) -> None:
+    """Fit the people counter to a camera: learn how tall people look at the door line from its footage, count
+    the crossings at that scale (a JSON line each), and print the door_line to put in the gate's config."""
+    from edge.gate.calibrate import estimate_person_height
+    from edge.gate.calibrate import preview as draw_preview
+    from edge.gate.counting import LineCounter
+    from edge.gate.crosstruth import TruthError, compare_crossings, load_truth
+    from edge.gate.pipeline import GateOutcome
+    from edge.gate.tools import dumps, video_frames
+
+    line = _door_line_arg(door_line)
+    if inside not in ("left", "right"):
+        typer.echo(f"--inside is left or right (got {inside!r})", err=True)
+        raise typer.Exit(2)
+    side: Literal["left", "right"] = "left" if inside == "left" else "right"
+    if not footage.is_file():
+        typer.echo(f"{footage}: no such file", err=True)
+        raise typer.Exit(2)
+    counted = None
+    if truth is not None:
+        try:
+            counted = load_truth(truth)
+        except TruthError as exc:
+            typer.echo(f"--truth: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    try:
+        est = estimate_person_height((f for f, _ in video_frames(footage)), line)
+        typer.echo(dumps({"person_height": est.person_height, "samples": est.samples, "quartiles": est.quartiles}))
+        counter = LineCounter(line, side, person_height=est.person_height)
+        found: list[GateOutcome] = []
+        best_n, best_i, best_frame = -1, -1, None  # the frame with the most people measured, for the preview
+        per_frame: dict[int, int] = {}
+        for i, _ in est.boxes:
+            per_frame[i] = per_frame.get(i, 0) + 1
+        for i, (frame, t) in enumerate(video_frames(footage)):
+            for c in counter.update(frame, t):
+                found.append(GateOutcome(c.t, "crossing", c.track, direction=c.direction, people=c.people))
+                typer.echo(dumps({"t": round(c.t, 2), "what": "crossing", "track": c.track,
+                                  "direction": c.direction, "people": c.people}))  # fmt: skip
+            if preview is not None and per_frame.get(i, 0) > best_n:
+                best_n, best_i, best_frame = per_frame.get(i, 0), i, frame.copy()
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    door = {"a": list(line[0]), "b": list(line[1]), "inside": side, "person_height": est.person_height}
+    summary = {
+        "in": sum(o.people or 1 for o in found if o.direction == "in"),
+        "out": sum(o.people or 1 for o in found if o.direction == "out"),
+    }
+    typer.echo(dumps({"summary": {"people": summary, "crossings": len(found), "door_line": door}}))
+    if counted is not None:
+        typer.echo(dumps({"truth": compare_crossings(found, counted).to_json()}))
+    if preview is not None and best_frame is not None:
+        _write_png(preview, draw_preview(best_frame, line, side, est, frame_index=best_i))
+        typer.echo(f"wrote {preview}")
+
+
+def _write_png(path: Path, img: Any) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), img):
+        typer.echo(f"{path}: could not be written", err=True)
+        raise typer.Exit(1)
 
 
 @gate_app.command("report")
