@@ -127,6 +127,8 @@ class VisionSettings:
     person_height: float | None = None  # a person's height at the door line, share of the frame (the counter's scale)
     check_liveness: bool = True
     check_quality: bool = True  # count only sharp, frontal looks (vision.quality)
+    faces: bool = True  # False: a door that only counts people (a stairwell): no face detection at all
+    alarm: bool = True  # tailgating when more people cross inwards than were let in; False: count only
     low_light: bool = True  # dark regions are denoised for the detector (not for the embedding)
 
     @classmethod
@@ -147,6 +149,8 @@ class VisionSettings:
             "door_line": line,
             "door_inside": inside,
             "person_height": person_height,
+            "faces": gate.faces,
+            "alarm": gate.door_line.alarm if gate.door_line is not None else True,
         }
         values.update(overrides)
         return cls(**values)
@@ -283,6 +287,12 @@ class GatePipeline:
             bg = self._fg_model.background()
             if bg is not None:
                 self._empty_bg, self._empty_t = bg.copy(), t
+
+        if not s.faces:  # a door that only counts: no faces to look for
+            if self.passes is not None and motion.moving and motion.box is not None and st.frames % s.qr_every == 0:
+                out.extend(self._scan_qr(bgr, motion.box, t))
+            out.extend(self._expire(t))
+            return out
 
         rgb: Image | None = None
         rois: list[tuple[int, int, int, int]] = []
@@ -619,7 +629,8 @@ class GatePipeline:
     def _on_crossing(
         self, bgr: Frame, t: float, track: int, direction: Literal["in", "out"], people: int
     ) -> list[GateOutcome]:
-        out = [GateOutcome(t, "crossing", track, direction=direction, people=people)]
+        snapshot = _frame_jpeg(bgr)  # who crossed: every crossing keeps its frame
+        out = [GateOutcome(t, "crossing", track, direction=direction, people=people, snapshot=snapshot)]
         if direction != "in":
             return out
         if self._session is None or t > self._session.until:
@@ -627,15 +638,16 @@ class GatePipeline:
         sess = self._session
         sess.crossings += people
         out[0] = GateOutcome(
-            t, "crossing", track, direction=direction, people=people, grants=sess.grants, crossings=sess.crossings
-        )
-        if sess.crossings > sess.grants and not sess.alarmed:
+            t, "crossing", track, direction=direction, people=people, grants=sess.grants, crossings=sess.crossings,
+            snapshot=snapshot,
+        )  # fmt: skip
+        if sess.crossings > sess.grants and not sess.alarmed and self.settings.alarm:
             sess.alarmed = True
             out.append(
                 GateOutcome(
                     t, "tailgating", track, granted=False, grants=sess.grants, crossings=sess.crossings,
                     reason=f"{sess.crossings} people crossed the door line on {sess.grants} grant(s)",
-                    snapshot=_frame_jpeg(bgr),
+                    snapshot=snapshot,
                 )
             )  # fmt: skip
         return out

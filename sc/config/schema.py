@@ -356,6 +356,14 @@ class DoorLine(_Config):
     inside: Literal["left", "right"] = Field(
         default="left", description="which side of a->b is inside the community (left = counter-clockwise)"
     )
+    alarm: bool = Field(
+        default=True,
+        title="Tailgating alarm",
+        description=(
+            "raise tailgating when more people cross inwards than were let in (each grant lets one in; a door with "
+            "no reader lets nobody in, so every inward crossing is one); false: count only"
+        ),
+    )
     person_height: float | None = Field(
         default=None,
         gt=0.02,
@@ -404,6 +412,11 @@ class Gate(_Config):
     camera: CameraConfig | None = Field(default=None, title="Camera (none: passes only by other readers)")
     door: DoorConfig | None = Field(default=None, title="Door controller (none: decisions are only reported)")
     door_line: DoorLine | None = Field(default=None, title="Door line for anti-tailgating (none: not counted)")
+    faces: bool = Field(
+        default=True,
+        title="Recognise faces",
+        description="false: a door that only counts people across its door line (a stairwell): no face detection",
+    )
     face_model: EmbeddingModel = Field(
         default=DEFAULT_EMBEDDING_MODEL,
         title="Face model",

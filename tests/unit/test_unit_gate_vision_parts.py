@@ -612,3 +612,51 @@ def test_a_gates_door_line_gives_the_counter_its_scale() -> None:
     assert VisionSettings.from_gate(Gate.model_validate(base)).person_height is None
     with pytest.raises(ValidationError, match="person_height"):
         Gate.model_validate({**base, "door_line": {**line, "person_height": 0.0}})
+
+
+def count_only_door(*, alarm: bool) -> tuple[list[GateOutcome], ScriptedEngine]:
+    """A stairwell door that only counts (faces off), a person walking down across LINE, at 25 fps."""
+    from edge.gate.pipeline import GatePipeline, VisionSettings
+
+    engine = ScriptedEngine({}, {})
+    settings = VisionSettings(door_line=LINE, door_inside="right", faces=False, alarm=alarm)
+    pipe = GatePipeline(settings=settings, engine=engine, gallery=GalleryIndex.empty)
+    rng = np.random.default_rng(7)
+    width = 0.7 * PERSON_FRAC * W
+    out: list[GateOutcome] = []
+    frames = [background(rng) for _ in range(40)]
+    for x, y in DOWN:
+        f = background(rng)
+        f[int(y) - 200 : int(y), int(x - width / 2) : int(x + width / 2)] = 30
+        frames.append(f)
+    frames += [background(rng) for _ in range(30)]
+    for n, f in enumerate(frames):
+        out += pipe.process(f, 1000.0 + n / 25)
+    return out, engine
+
+
+def test_a_door_that_only_counts_raises_tailgating_on_a_crossing_with_no_grant_at_all() -> None:
+    out, engine = count_only_door(alarm=True)
+    assert [(o.what, o.direction, o.people) for o in out] == [("crossing", "in", 1), ("tailgating", None, None)]
+    crossing, alarm = out
+    assert (alarm.grants, alarm.crossings) == (0, 1) and alarm.reason == "1 people crossed the door line on 0 grant(s)"
+    assert engine.scales == set() and engine.embedded == []  # no face was looked for
+    # every crossing carries its track, direction, people and a snapshot (a JPEG of the frame)
+    assert crossing.track == 1 and crossing.snapshot is not None and crossing.snapshot[:3] == b"\xff\xd8\xff"
+
+
+def test_a_door_that_only_counts_without_the_alarm_just_counts() -> None:
+    out, _ = count_only_door(alarm=False)
+    assert [(o.what, o.direction) for o in out] == [("crossing", "in")]
+
+
+def test_a_gates_config_turns_faces_and_the_alarm_off() -> None:
+    from edge.gate.pipeline import VisionSettings
+    from sc.config.schema import Gate
+
+    base = {"id": "s1", "name": "Stairwell 1", "location": "b1", "gateway": "gw-b"}
+    line = {"a": [0.0, 0.6], "b": [1.0, 0.6], "alarm": False}
+    s = VisionSettings.from_gate(Gate.model_validate({**base, "faces": False, "door_line": line}))
+    assert (s.faces, s.alarm) == (False, False)
+    s = VisionSettings.from_gate(Gate.model_validate(base))
+    assert (s.faces, s.alarm) == (True, True)
