@@ -282,9 +282,13 @@ def test_a_wrong_password_is_refused_and_pages_need_a_sign_in(demo: DemoStack, b
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/ui/orders")
-    # a token the API no longer honours (expired, or signed out elsewhere) sends the person back to sign in
+    # a token the API no longer honours (expired, or signed out elsewhere) sends the person back to sign in; the
+    # page is opened afresh (the open one's own polling would send it to sign in too, racing a reload)
     page.evaluate("() => localStorage.setItem('sc_token', 'stale')")
-    page.reload()
+    context = page.context
+    page.close()
+    page = context.new_page()
+    page.goto(f"{demo.api_url}/ui/orders")
     page.wait_for_url("**/ui/login?next=%2Fui%2Forders")
 
 
