@@ -30,6 +30,7 @@ from sc.logs import setup_logging
 
 if TYPE_CHECKING:
     from cloud.settings import CloudSettings
+    from edge.gate.crosstruth import CrossingTruth
     from sc.config.schema import Gate
     from vision.engines import Engine
 
@@ -535,20 +536,14 @@ def gate_replay(
     matched, missed and invented, and which."""
     import tempfile
 
-    from edge.gate.crosstruth import TruthError, compare_crossings, load_truth
+    from edge.gate.crosstruth import compare_crossings
     from edge.gate.gallery import Gallery
     from edge.gate.ledger import PassLedger
     from edge.gate.passcheck import PassChecker
     from edge.gate.pipeline import GatePipeline, VisionSettings
     from edge.gate.tools import dumps, replay_video, video_frames
 
-    counted = None
-    if truth is not None:
-        try:
-            counted = load_truth(truth)
-        except TruthError as exc:
-            typer.echo(f"--truth: {exc}", err=True)
-            raise typer.Exit(2) from exc
+    counted = _truth_arg(truth)
     gate_cfg, path = _gate_and_gallery(config, gate, gallery)
     model = gate_cfg.face_model if gate_cfg is not None else DEFAULT_EMBEDDING_MODEL
     overrides: dict[str, object] = {}
@@ -595,6 +590,19 @@ def gate_replay(
         typer.echo(dumps({"truth": compare_crossings(outcomes, counted, start=start).to_json()}))
 
 
+def _truth_arg(path: Path | None) -> CrossingTruth | None:
+    """The ``--truth`` file, read and checked (exit 2 with the file and field at fault), or None."""
+    from edge.gate.crosstruth import TruthError, load_truth
+
+    if path is None:
+        return None
+    try:
+        return load_truth(path)
+    except TruthError as exc:
+        typer.echo(f"--truth: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def _door_line_arg(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
@@ -620,7 +628,7 @@ def gate_calibrate(
     from edge.gate.calibrate import estimate_person_height
     from edge.gate.calibrate import preview as draw_preview
     from edge.gate.counting import LineCounter
-    from edge.gate.crosstruth import TruthError, compare_crossings, load_truth
+    from edge.gate.crosstruth import compare_crossings
     from edge.gate.pipeline import GateOutcome
     from edge.gate.tools import dumps, video_frames
 
@@ -632,13 +640,7 @@ def gate_calibrate(
     if not footage.is_file():
         typer.echo(f"{footage}: no such file", err=True)
         raise typer.Exit(2)
-    counted = None
-    if truth is not None:
-        try:
-            counted = load_truth(truth)
-        except TruthError as exc:
-            typer.echo(f"--truth: {exc}", err=True)
-            raise typer.Exit(2) from exc
+    counted = _truth_arg(truth)
     try:
         est = estimate_person_height((f for f, _ in video_frames(footage)), line)
         typer.echo(dumps({"person_height": est.person_height, "samples": est.samples, "quartiles": est.quartiles}))

@@ -286,7 +286,7 @@ class GatePipeline:
         if s.check_liveness and not self.tracker.tracks and st.frames % 5 == 0:
             bg = self._fg_model.background()
             if bg is not None:
-                self._empty_bg, self._empty_t = bg.copy(), t
+                self._empty_bg, self._empty_t = bg, t
 
         if not s.faces:  # a door that only counts: no faces to look for
             if self.passes is not None and motion.moving and motion.box is not None and st.frames % s.qr_every == 0:
@@ -471,7 +471,6 @@ class GatePipeline:
         if s.check_quality:
             q = look_quality(grey, box)
             if not q.ok:
-                tr.rejected_looks += 1
                 tr.quality_reason = q.reason
                 return
         vec = self.engine.embed(rgb, box)

@@ -25,7 +25,6 @@ class FaceTrack:
     look_sum: Embedding | None = None  # the sum of the looks that count (vision.quality)
     looks: int = 0  # looks fused into ``embedding``
     clear_looks: int = 0  # ... of them with a detector score over the pipeline's poor_score
-    rejected_looks: int = 0  # looks not embedded: blurred, turned away (vision.quality)
     quality_reason: str = ""  # why the last of them did not count
     embed_quality: float = 0.0
     embed_height: int = 0  # face height when it was embedded

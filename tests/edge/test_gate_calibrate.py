@@ -90,3 +90,10 @@ def test_calibrate_refuses_bad_arguments(tmp_path: Path) -> None:
     assert r.returncode == 2 and "fractions of the frame" in r.stderr
     r = sc("gate", "calibrate", str(tmp_path / "none.avi"), "--door-line", "0.5,0.1,0.5,0.9", "--inside", "up")
     assert r.returncode == 2 and "--inside is left or right" in r.stderr
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video at all")
+    r = sc("gate", "calibrate", str(junk), "--door-line", "0.5,0.1,0.5,0.9")
+    assert r.returncode == 2 and "not a video OpenCV can read" in r.stderr
+    (tmp_path / "bad.json").write_text("{")
+    r = sc("gate", "calibrate", str(junk), "--door-line", "0.5,0.1,0.5,0.9", "--truth", str(tmp_path / "bad.json"))
+    assert r.returncode == 2 and "--truth: " in r.stderr and "not JSON" in r.stderr

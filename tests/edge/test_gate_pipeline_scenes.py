@@ -174,21 +174,27 @@ def onnx_gallery(onnx_engine: OnnxFaceEngine) -> GalleryIndex:
     return GalleryIndex(["r-obama", "r-biden"], ["Obama", "Biden"], np.stack([obama, biden]))
 
 
+def run_onnx(scene_name: str, engine: OnnxFaceEngine, gallery: GalleryIndex, **kw: object) -> list[GateOutcome]:
+    """The scene through the pipeline with the ONNX engine, at its own threshold (1.00) and margin (0.10)."""
+    scene = build_scene(scene_name, **kw)  # type: ignore[arg-type]
+    pipeline = GatePipeline(
+        settings=VisionSettings(door_line=DOOR_LINE, door_inside=DOOR_INSIDE, threshold=1.0, margin=0.1),
+        engine=engine,
+        gallery=lambda: gallery,
+    )
+    out: list[GateOutcome] = []
+    for frame, truth in scene.frames():
+        out.extend(pipeline.process(frame, 1e9 + truth.t))
+    return out
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_photo_held_up_at_night_is_refused_by_the_onnx_engines_gate(
     onnx_engine: OnnxFaceEngine, onnx_gallery: GalleryIndex, seed: int
 ) -> None:
     # the attacker stands still: the photo's border must not become "scene", and his face, lost and found again,
     # must not start afresh (both let this photo in before)
-    scene = build_scene("photo_attack", lighting="night", seed=seed)
-    pipeline = GatePipeline(
-        settings=VisionSettings(door_line=DOOR_LINE, door_inside=DOOR_INSIDE, threshold=1.0, margin=0.1),
-        engine=onnx_engine,
-        gallery=lambda: onnx_gallery,
-    )
-    out: list[GateOutcome] = []
-    for frame, truth in scene.frames():
-        out.extend(pipeline.process(frame, 1e9 + truth.t))
+    out = run_onnx("photo_attack", onnx_engine, onnx_gallery, lighting="night", seed=seed)
     assert [o for o in out if o.what == "entry"] == []
     refused = [o for o in out if o.what == "refused"]
     assert refused and all(o.reason.startswith("liveness:") for o in refused)
@@ -197,13 +203,5 @@ def test_a_photo_held_up_at_night_is_refused_by_the_onnx_engines_gate(
 def test_a_resident_at_night_is_let_in_by_the_onnx_engines_gate(
     onnx_engine: OnnxFaceEngine, onnx_gallery: GalleryIndex
 ) -> None:
-    scene = build_scene("resident_approach", lighting="night")
-    pipeline = GatePipeline(
-        settings=VisionSettings(door_line=DOOR_LINE, door_inside=DOOR_INSIDE, threshold=1.0, margin=0.1),
-        engine=onnx_engine,
-        gallery=lambda: onnx_gallery,
-    )
-    out: list[GateOutcome] = []
-    for frame, truth in scene.frames():
-        out.extend(pipeline.process(frame, 1e9 + truth.t))
+    out = run_onnx("resident_approach", onnx_engine, onnx_gallery, lighting="night")
     assert summary(out) == [("entry", "r-obama")]
